@@ -1,0 +1,3 @@
+from prunelens.cli import app
+
+app()

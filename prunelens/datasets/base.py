@@ -1,0 +1,73 @@
+"""Typed examples and the interface every benchmark implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Example:
+    """One benchmark problem. ``reasoning`` is the gold chain where the set has one."""
+
+    id: str
+    question: str
+    answer: str
+    reasoning: str | None = None
+    options: tuple[str, ...] | None = None
+    dataset: str = ""
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class SplitRule:
+    """A user-facing split: rows of raw file ``raw`` falling in partition ``part``.
+
+    ``part`` None means the whole raw file; otherwise it names one of ``Benchmark.partitions[raw]``.
+    """
+
+    raw: str
+    part: str | None = None
+
+
+class Benchmark:
+    """A benchmark: where its rows live, how a row becomes an Example, prompts and grading."""
+
+    name: str = ""
+    raw_files: dict[str, str] = {}  # raw split -> path relative to the data dir
+    hub_repo: str = ""
+    hub_config: str | None = None
+    hub_splits: dict[str, str] = {}  # raw split -> split name on the hub
+    splits: dict[str, SplitRule] = {}
+    partitions: dict[str, dict[str, int | None]] = {}  # raw split -> ordered {part: size, None = rest}
+    seed: int = 0
+
+    def parse(self, row: dict[str, Any], raw_split: str, index: int) -> Example:
+        """Turn one raw row into an Example; raise BadRecordError on a missing field."""
+        raise NotImplementedError
+
+    def user_message(self, example: Example) -> str:
+        """The instruction shown to the model for this example."""
+        raise NotImplementedError
+
+    def answer_text(self, answer: str) -> str:
+        """The answer segment appended after the reasoning when scoring."""
+        raise NotImplementedError
+
+    def extract(self, completion: str) -> str | None:
+        """The final answer a completion states, or None."""
+        raise NotImplementedError
+
+    def is_correct(self, completion: str, gold: str) -> bool:
+        """Whether the completion's final answer matches the gold answer."""
+        raise NotImplementedError
+
+
+def require(row: dict[str, Any], key: str, record_id: str) -> Any:
+    """row[key], or a BadRecordError naming the record when it is missing or empty."""
+    from prunelens.errors import BadRecordError
+
+    value = row.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise BadRecordError(record_id, f"missing {key!r}")
+    return value

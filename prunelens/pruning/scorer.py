@@ -1,0 +1,106 @@
+"""The scorer interface and the plain Hugging Face backend (batched full forward passes)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from prunelens.pruning.objectives import Objective
+
+
+@dataclass
+class ScorerStats:
+    """Work a scorer has done: forward calls and tokens pushed through the model."""
+
+    forward_calls: int = 0
+    tokens_computed: int = 0
+
+
+class Scorer(Protocol):
+    """Scores candidate chains under one model.
+
+    ``score`` returns, for each candidate reasoning-id list (all of equal length), the objective's summed
+    log-probability of prompt + candidate + answer under teacher forcing, as float64. ``trunk`` is a
+    reasoning sequence the candidates share prefixes with (the current chain during greedy pruning); a
+    scorer may use it to reuse computation, and it never changes the scores.
+    """
+
+    stats: ScorerStats
+
+    def score(
+        self,
+        prompt_ids: Sequence[int],
+        candidates: Sequence[Sequence[int]],
+        answer_ids: Sequence[int],
+        objective: Objective,
+        trunk: Sequence[int] | None = None,
+    ) -> np.ndarray: ...
+
+
+def output_logits(model, hidden):
+    """The model's logits for final hidden states (at least float32), with its output scaling if any."""
+    import torch
+
+    logits = model.get_output_embeddings()(hidden)
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    config = model.config
+    scale = getattr(config, "logit_scale", None)
+    if scale:
+        logits = logits * scale
+    cap = getattr(config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return logits
+
+
+def target_logprobs(model, hidden, targets, chunk_rows: int = 512):
+    """log p(target) for each row of ``hidden`` (N×d) and ``targets`` (N), without a full log-softmax
+    tensor: logits are formed ``chunk_rows`` rows at a time, the target logit minus the logsumexp."""
+    import torch
+
+    dtype = torch.float64 if hidden.dtype == torch.float64 else torch.float32
+    out = torch.empty(hidden.shape[0], dtype=dtype, device=hidden.device)
+    for start in range(0, hidden.shape[0], chunk_rows):
+        logits = output_logits(model, hidden[start : start + chunk_rows])
+        picked = logits.gather(1, targets[start : start + chunk_rows, None]).squeeze(1)
+        out[start : start + chunk_rows] = picked - torch.logsumexp(logits, dim=-1)
+    return out
+
+
+class HFScorer:
+    """Exact scorer by full forward passes: each candidate is scored as a whole sequence.
+
+    Candidates are stacked into batches of at most ``token_budget`` tokens; all have one length, so
+    there is no padding. Only the logits the objective needs are formed.
+    """
+
+    def __init__(self, model, token_budget: int = 4096):
+        self.model = model
+        self.token_budget = token_budget
+        self.stats = ScorerStats()
+
+    def score(self, prompt_ids, candidates, answer_ids, objective, trunk=None):
+        import torch
+
+        objective = Objective.parse(objective)
+        device = next(self.model.parameters()).device
+        reasoning_len = len(candidates[0])
+        sequences = [list(prompt_ids) + list(c) + list(answer_ids) for c in candidates]
+        length = len(sequences[0])
+        first = objective.first_target(len(prompt_ids), reasoning_len)
+        per_batch = max(1, self.token_budget // length)
+        scores = np.empty(len(sequences), dtype=np.float64)
+        with torch.inference_mode():
+            for start in range(0, len(sequences), per_batch):
+                ids = torch.tensor(sequences[start : start + per_batch], device=device)
+                hidden = self.model.base_model(input_ids=ids).last_hidden_state
+                rows = hidden[:, first - 1 : length - 1].reshape(-1, hidden.shape[-1])
+                logprobs = target_logprobs(self.model, rows, ids[:, first:].reshape(-1))
+                scores[start : start + len(ids)] = logprobs.view(len(ids), -1).double().sum(1).cpu().numpy()
+                self.stats.forward_calls += 1
+                self.stats.tokens_computed += ids.numel()
+        return scores

@@ -1,0 +1,80 @@
+"""Candidate-score stores: one netCDF part per finished example, consolidated into scores.nc.
+
+The consolidated Dataset has dims (example, step, position); ``candidate_scores`` is NaN where a
+position was already deleted (or beyond the example's length or its last step).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+PARTS_DIR = "scores"
+STORE_NAME = "scores.nc"
+ENGINE = "netcdf4"
+
+
+def part_path(out_dir: Path, example_id: str) -> Path:
+    """A filesystem-safe, collision-free file name for one example's part."""
+    digest = hashlib.sha1(example_id.encode()).hexdigest()[:10]
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in example_id)[:80]
+    return Path(out_dir) / PARTS_DIR / f"{safe}-{digest}.nc"
+
+
+def write_part(out_dir: Path, example_id: str, candidate_scores: np.ndarray, tokens: Sequence[str], attrs: dict):
+    """Write one example's (step, position) score table atomically (temp file, then rename)."""
+    import xarray as xr
+
+    path = part_path(out_dir, example_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = xr.Dataset(
+        {"candidate_scores": (("step", "position"), np.asarray(candidate_scores, dtype=np.float64))},
+        coords={"position": np.arange(candidate_scores.shape[1]), "token": ("position", list(tokens))},
+        attrs={"example_id": example_id, **attrs},
+    )
+    staging = path.with_suffix(f".tmp{os.getpid()}")
+    data.to_netcdf(staging, engine=ENGINE)
+    os.replace(staging, path)
+
+
+def consolidate(out_dir: Path, example_ids: Sequence[str], attrs: dict) -> Path:
+    """Combine the parts of ``example_ids`` into ``scores.nc`` (dims example, step, position)."""
+    import xarray as xr
+
+    tables, tokens = [], []
+    for example_id in example_ids:
+        with xr.open_dataset(part_path(out_dir, example_id), engine=ENGINE) as part:
+            tables.append(part["candidate_scores"].values)
+            tokens.append([str(t) for t in part["token"].values])
+    steps = max((t.shape[0] for t in tables), default=0)
+    width = max((t.shape[1] for t in tables), default=0)
+    scores = np.full((len(tables), steps, width), np.nan)
+    token_grid = np.full((len(tables), width), "", dtype=object)
+    for index, (table, toks) in enumerate(zip(tables, tokens)):
+        scores[index, : table.shape[0], : table.shape[1]] = table
+        token_grid[index, : len(toks)] = toks
+    data = xr.Dataset(
+        {
+            "candidate_scores": (("example", "step", "position"), scores),
+            "n_tokens": ("example", np.array([t.shape[1] for t in tables], dtype=np.int64)),
+            "token": (("example", "position"), token_grid),
+        },
+        coords={"example": list(example_ids), "step": np.arange(steps), "position": np.arange(width)},
+        attrs=attrs,
+    )
+    target = Path(out_dir) / STORE_NAME
+    staging = target.with_suffix(f".tmp{os.getpid()}")
+    data.to_netcdf(staging, engine=ENGINE)
+    os.replace(staging, target)
+    return target
+
+
+def open_scores(out_dir: Path):
+    """Open a run's consolidated candidate scores lazily."""
+    import xarray as xr
+
+    return xr.open_dataset(Path(out_dir) / STORE_NAME, engine=ENGINE)

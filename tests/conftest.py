@@ -1,0 +1,65 @@
+"""Shared fixtures: tiny random-config models (fast) and the real smollm2-135m (integration)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def tiny_config(kind: str, vocab: int = 96, max_positions: int = 512):
+    """A 2-layer config of the given architecture; GQA for Llama and Qwen2."""
+    from transformers import GPT2Config, LlamaConfig, Qwen2Config
+
+    common = dict(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=max_positions,
+                  initializer_range=0.4, tie_word_embeddings=False)  # fmt: skip
+    if kind == "llama":
+        return LlamaConfig(**common)
+    if kind == "qwen2":
+        return Qwen2Config(**common)
+    if kind == "gpt2":
+        return GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_positions=max_positions,
+                          initializer_range=0.4)  # fmt: skip
+    raise ValueError(kind)
+
+
+def tiny_model(kind: str = "llama", seed: int = 0, dtype: str = "float64", **config_kwargs):
+    """A randomly initialised tiny causal LM in eval mode."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(tiny_config(kind, **config_kwargs), attn_implementation="eager")
+    return model.to(getattr(torch, dtype)).eval()
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """The smollm2-135m alias converted to a safetensors dir (converted once, then cached)."""
+    from prunelens.models import _resolve_directory
+
+    return Path(_resolve_directory("smollm2-135m")[0])
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, smollm2_dir) -> Path:
+    """A saved tiny random Llama that uses smollm2's real tokenizer (and chat template)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    model = tiny_model("llama", dtype="float32", vocab=len(tokenizer), max_positions=400)
+    target = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """The real smollm2-135m model, float32 on CPU."""
+    from prunelens.models import load_model
+
+    return load_model("smollm2-135m")
