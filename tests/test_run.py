@@ -1,0 +1,126 @@
+"""Pruning runs on a tiny saved model: output files, resume after interruption, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+from prunelens.errors import BadRecordError, PrunelensError
+from prunelens.pruning import run as run_module
+from prunelens.pruning.run import PruneConfig, run_pruning
+from prunelens.pruning.store import open_scores
+
+CHAINS = [
+    {"id": "c1", "question": "Tom has 3 apples and buys 2. How many?", "reasoning": "3 + 2 = 5 apples.", "answer": "5"},
+    {"id": "c2", "question": "What is 4 times 6?", "reasoning": "4 * 6 = 24, so 24.", "answer": "24"},
+    {"id": "c3", "question": "Half of 10?", "reasoning": "10 / 2 = 5", "answer": "5"},
+]
+
+
+def write_chains(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def config_for(tmp_path, model_dir, name="out", **overrides):
+    values = dict(model=str(model_dir), chains=write_chains(tmp_path / "chains.jsonl", CHAINS),
+                  out=tmp_path / name, limit=None, keep=0.5)  # fmt: skip
+    values.update(overrides)
+    return PruneConfig(**values)
+
+
+def comparable(records):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+
+
+def test_run_writes_records_and_score_store(tmp_path, tiny_model_dir):
+    summary = run_pruning(config_for(tmp_path, tiny_model_dir), progress=False)
+    assert [r["id"] for r in summary.records] == ["c1", "c2", "c3"]
+    record = summary.records[0]
+    n = len(record["reasoning_ids"])
+    assert "".join(record["reasoning_tokens"]) == CHAINS[0]["reasoning"]
+    assert len(record["offsets"]) == n and len(record["deletion_order"]) == n - round(n / 2 + 1e-9)
+    assert record["prompt_ids"] and record["answer_ids"] and record["objective"] == "joint"
+    for key in ("base_score", "step_scores", "keep", "seconds", "model", "question", "answer"):
+        assert key in record
+    with open_scores(tmp_path / "out") as scores:
+        assert scores["candidate_scores"].dims == ("example", "step", "position")
+        assert list(scores["example"].values) == ["c1", "c2", "c3"]
+        table = scores["candidate_scores"].sel(example="c1").values
+        assert np.isnan(table[1, record["deletion_order"][0]])
+        assert table[0, record["deletion_order"][0]] == pytest.approx(record["step_scores"][0])
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, tiny_model_dir, monkeypatch):
+    clean = run_pruning(config_for(tmp_path, tiny_model_dir, "clean"), progress=False)
+
+    real = run_module.greedy_prune
+    calls = []
+
+    def interrupt_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "greedy_prune", interrupt_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_pruning(config_for(tmp_path, tiny_model_dir, "resumed"), progress=False)
+    monkeypatch.setattr(run_module, "greedy_prune", real)
+    lines = (tmp_path / "resumed" / "pruning.jsonl").read_text().splitlines()
+    assert len(lines) == 1
+    # a kill mid-write leaves a torn line: resume drops it and redoes that example
+    with open(tmp_path / "resumed" / "pruning.jsonl", "a") as handle:
+        handle.write('{"id": "c2", "quest')
+    resumed = run_pruning(config_for(tmp_path, tiny_model_dir, "resumed"), progress=False)
+    assert resumed.new_ids == ["c2", "c3"]
+    assert comparable(resumed.records) == comparable(clean.records)
+    with open_scores(tmp_path / "clean") as a, open_scores(tmp_path / "resumed") as b:
+        np.testing.assert_array_equal(a["candidate_scores"].values, b["candidate_scores"].values)
+
+
+def test_rerun_skips_finished_ids(tmp_path, tiny_model_dir):
+    run_pruning(config_for(tmp_path, tiny_model_dir, limit=1), progress=False)
+    again = run_pruning(config_for(tmp_path, tiny_model_dir), progress=False)
+    assert again.new_ids == ["c2", "c3"] and len(again.records) == 3
+
+
+def test_resume_refuses_other_settings(tmp_path, tiny_model_dir):
+    run_pruning(config_for(tmp_path, tiny_model_dir, limit=1), progress=False)
+    with pytest.raises(PrunelensError, match="other settings.*objective='joint'"):
+        run_pruning(config_for(tmp_path, tiny_model_dir, objective="answer"), progress=False)
+
+
+@pytest.mark.parametrize(
+    "bad,message",
+    [({"id": "x", "question": "q", "reasoning": "  ", "answer": "1"}, "'x': empty reasoning"),
+     ({"id": "x", "question": "q", "reasoning": "r"}, "'x': missing 'answer'"),
+     ({"id": "x", "question": "q", "reasoning": "word " * 500, "answer": "1"}, "'x': sequence of .* exceeds the model's context of 400")],
+)  # fmt: skip
+def test_bad_record_errors_and_keeps_finished_work(tmp_path, tiny_model_dir, bad, message):
+    write = write_chains(tmp_path / "bad.jsonl", [CHAINS[0], bad, CHAINS[1]])
+    config = config_for(tmp_path, tiny_model_dir, chains=write)
+    with pytest.raises(BadRecordError, match=message):
+        run_pruning(config, progress=False)
+    finished = (tmp_path / "out" / "pruning.jsonl").read_text() if (tmp_path / "out" / "pruning.jsonl").exists() else ""
+    if "missing 'answer'" not in message:  # missing answer is caught while reading, before any work
+        assert [json.loads(line)["id"] for line in finished.splitlines()] == ["c1"]
+    config.skip_bad = True
+    summary = run_pruning(config, progress=False)
+    assert [r["id"] for r in summary.records] == ["c1", "c2"] and summary.skipped == ["x"]
+    skipped = [json.loads(line) for line in (tmp_path / "out" / "skipped.jsonl").read_text().splitlines()]
+    assert skipped[-1]["id"] == "x" and "x" in skipped[-1]["error"]
+
+
+def test_malformed_chains_line(tmp_path, tiny_model_dir):
+    path = tmp_path / "broken.jsonl"
+    path.write_text(json.dumps(CHAINS[0]) + "\n{not json\n")
+    with pytest.raises(BadRecordError, match="broken.jsonl:2.*malformed JSON"):
+        run_pruning(config_for(tmp_path, tiny_model_dir, chains=path), progress=False)
+    summary = run_pruning(config_for(tmp_path, tiny_model_dir, chains=path, skip_bad=True), progress=False)
+    assert [r["id"] for r in summary.records] == ["c1"]
+
+
+def test_unknown_ids_are_reported(tmp_path, tiny_model_dir):
+    with pytest.raises(PrunelensError, match="unknown id.*nope"):
+        run_pruning(config_for(tmp_path, tiny_model_dir, ids=["c1", "nope"]), progress=False)
