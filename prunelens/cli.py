@@ -38,7 +38,11 @@ def prune(
     out: Optional[Path] = typer.Option(None, help="output folder (default under runs/)"),
     device: str = typer.Option("cpu", help="cpu | cuda | auto"),
     dtype: str = typer.Option("float32", help="float32 | bfloat16 | float16 | float64"),
-    token_budget: int = typer.Option(4096, min=1, help="max tokens per forward batch"),
+    token_budget: int = typer.Option(1024, min=1, help="max tokens per forward batch"),
+    scorer: str = typer.Option("fast", help="fast (exact, prefix KV reuse) | naive (exact, full forwards) | vllm"),
+    block: float = typer.Option(1, min=0.0, help="APPROXIMATE if not 1: deletions per round (k, or a fraction < 1)"),
+    screen: Optional[int] = typer.Option(None, min=1, help="APPROXIMATE: score only the top-m candidates"),
+    rescore_every: int = typer.Option(5, min=1, help="with --screen: full exact rescore every R rounds"),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="log bad records to skipped.jsonl and go on"),
     data_dir: Optional[Path] = typer.Option(None, help="folder with the benchmark JSONL files"),
     show: bool = typer.Option(True, help="print the pruned chains"),
@@ -51,7 +55,8 @@ def prune(
         model=model, dataset=dataset, split=split, limit=limit,
         ids=[i.strip() for i in ids.split(",") if i.strip()] if ids else None,
         chains=chains, objective=objective, keep=keep, steps=steps, out=out, device=device,
-        dtype=dtype, token_budget=token_budget, skip_bad=skip_bad, data_dir=data_dir,
+        dtype=dtype, token_budget=token_budget, scorer=scorer, block=block, screen=screen,
+        rescore_every=rescore_every, skip_bad=skip_bad, data_dir=data_dir,
     )  # fmt: skip
     try:
         summary = run_pruning(config, log=lambda line: typer.echo(line, err=True))

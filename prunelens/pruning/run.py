@@ -12,16 +12,17 @@ from prunelens.datasets.chains import load_chains
 from prunelens.errors import BadRecordError, PrunelensError
 from prunelens.jsonl import append_jsonl, read_finished
 from prunelens.pruning.chain import TokenizedChain, tokenize_chain
-from prunelens.pruning.greedy import GreedyResult, greedy_prune, planned_steps
+from prunelens.pruning.greedy import Approximation, GreedyResult, greedy_prune, planned_steps
 from prunelens.pruning.objectives import Objective
-from prunelens.pruning.scorer import HFScorer
+from prunelens.pruning.scorers import make_scorer
 from prunelens.pruning.store import consolidate, write_part
 
 RECORDS_NAME = "pruning.jsonl"
 SKIPPED_NAME = "skipped.jsonl"
 CONFIG_NAME = "run.json"
 # settings that change results: a resumed run must match them
-RESULT_KEYS = ("model", "objective", "keep", "steps", "dtype", "dataset", "split", "chains")
+RESULT_KEYS = ("model", "objective", "keep", "steps", "dtype", "dataset", "split", "chains", "block", "screen",
+               "rescore_every")
 
 
 @dataclass
@@ -40,7 +41,11 @@ class PruneConfig:
     out: Path | None = None
     device: str = "cpu"
     dtype: str = "float32"
-    token_budget: int = 4096
+    token_budget: int = 1024
+    scorer: str = "fast"
+    block: float = 1
+    screen: int | None = None
+    rescore_every: int = 5
     skip_bad: bool = False
     data_dir: Path | None = None
 
@@ -50,6 +55,9 @@ class PruneConfig:
         source = Path(self.chains).stem if self.chains else f"{self.dataset}-{self.split}"
         model = re.sub(r"[^\w.-]+", "_", Path(self.model).name)
         return Path("runs") / f"prune-{source}-{model}-{self.objective}-k{self.keep:g}"
+
+    def approximation(self) -> Approximation:
+        return Approximation(self.block, self.screen, self.rescore_every)
 
     def identity(self) -> dict:
         values = asdict(self)
@@ -119,7 +127,9 @@ def make_record(chain: TokenizedChain, example: Example, result: GreedyResult, c
         "base_score": result.base_score,
         "keep": config.keep,
         "steps": len(result.deletion_order),
-        "exact": True,
+        "exact": config.approximation().exact,
+        "approximation": config.approximation().describe(),
+        "scorer": config.scorer,
         "seconds": round(result.seconds, 3),
     }
 
@@ -151,7 +161,7 @@ def run_pruning(config: PruneConfig, progress: bool = True, log=print) -> RunSum
     todo = [e for e in examples if e.id not in done]
     if todo:
         loaded = load_model(config.model, device=config.device, dtype=config.dtype)
-        scorer = HFScorer(loaded.model, token_budget=config.token_budget)
+        scorer = make_scorer(config.scorer, loaded.model, config.token_budget)
         for example in tqdm(todo, desc="examples", disable=not progress):
             try:
                 chain = tokenize_chain(loaded.tokenizer, bench, example, loaded.max_positions)
@@ -170,7 +180,8 @@ def run_pruning(config: PruneConfig, progress: bool = True, log=print) -> RunSum
                     objective,
                     config.keep,
                     config.steps,
-                    on_step=lambda _step: bar.update(),
+                    on_step=bar.update,
+                    approximation=config.approximation(),
                 )
             write_part(out_dir, example.id, result.candidate_scores, chain.pieces, {"objective": objective.value})
             append_jsonl(records_path, make_record(chain, example, result, config))
