@@ -124,3 +124,28 @@ def test_malformed_chains_line(tmp_path, tiny_model_dir):
 def test_unknown_ids_are_reported(tmp_path, tiny_model_dir):
     with pytest.raises(PrunelensError, match="unknown id.*nope"):
         run_pruning(config_for(tmp_path, tiny_model_dir, ids=["c1", "nope"]), progress=False)
+
+
+def test_shards_partition_the_examples_and_merge_back(tmp_path, tiny_model_dir):
+    from prunelens.pruning.merge import merge_runs, parse_shard
+
+    whole = run_pruning(config_for(tmp_path, tiny_model_dir, "whole"), progress=False)
+    shards = [run_pruning(config_for(tmp_path, tiny_model_dir, f"s{k}", shard=f"{k}/2"), progress=False) for k in (0, 1)]
+    assert [r["id"] for r in shards[0].records] == ["c1", "c3"] and [r["id"] for r in shards[1].records] == ["c2"]
+    assert merge_runs(tmp_path / "merged", [s.out_dir for s in shards]) == 3
+    with open_scores(tmp_path / "merged") as merged, open_scores(tmp_path / "whole") as reference:
+        assert sorted(merged["example"].values) == ["c1", "c2", "c3"]
+        for example_id in ("c1", "c2", "c3"):
+            np.testing.assert_array_equal(
+                merged["candidate_scores"].sel(example=example_id).values,
+                reference["candidate_scores"].sel(example=example_id).values,
+            )
+    merged_records = {json.loads(line)["id"]: json.loads(line) for line in (tmp_path / "merged" / "pruning.jsonl").read_text().splitlines()}
+    assert comparable([merged_records[r["id"]] for r in whole.records]) == comparable(whole.records)
+    with pytest.raises(PrunelensError, match="K/N"):
+        parse_shard("2")
+    with pytest.raises(PrunelensError, match="0 ≤ K < N"):
+        parse_shard("2/2")
+    other = run_pruning(config_for(tmp_path, tiny_model_dir, "other", objective="answer", limit=1), progress=False)
+    with pytest.raises(PrunelensError, match="different settings"):
+        merge_runs(tmp_path / "merged2", [shards[0].out_dir, other.out_dir])

@@ -1,9 +1,11 @@
-"""Exact fast scorer: prompt and shared-prefix KV reuse, candidate suffixes packed into one forward.
+"""Exact fast scorer: prompt and shared-prefix KV reuse, candidate suffixes batched by length.
 
 A candidate c shares a prefix of length l with the trunk (the current chain). Everything up to
 prompt + trunk[:l] is already in the trunk's KV cache, and the log-probs of those tokens are already
-known, so only the suffix c[l:] + answer is recomputed, at its true positions. Many suffixes are packed
-into one row; a 4D mask lets each suffix see cache[0 : P + l] and itself (causally), nothing else.
+known, so only the suffix c[l:] + answer is recomputed, at its true positions. Suffixes are packed
+into rows, a long one beside a short one so rows come out nearly equal in length, and the rows are
+batched over the shared cache; a 4D mask lets each suffix see cache[0 : P + l] and itself (causally),
+nothing else.
 The trunk is cached across calls: when it changes (the chosen deletion), only its tail is recomputed.
 """
 
@@ -38,7 +40,8 @@ class _Segment:
 class PrefixCacheScorer:
     """Exact scores equal to HFScorer's (to float rounding), computing only what a deletion changes.
 
-    ``token_budget`` caps the packed suffix tokens per forward; memory is O(budget · (P + n + budget)).
+    ``token_budget`` caps the row tokens per forward, and 8 × budget the cache positions replicated
+    across a batch's rows, so memory is bounded by the budget, not by n².
     """
 
     def __init__(self, model, token_budget: int = 1024):
@@ -52,31 +55,34 @@ class PrefixCacheScorer:
         self._trunk_logprobs = None  # log p(trunk[r] | prompt, trunk[:r])
 
     # -- model calls ---------------------------------------------------------------------------------
-    def _forward(self, tokens, positions, mask=None, keep_kv: bool = False):
-        """Run tokens over the cached prompt + trunk; returns final hidden states (and the new KV)."""
+    def _forward(self, tokens, positions, mask=None, keep_kv=False, cache_len=None, padding=0):
+        """Run rows of tokens (B × L) over the cached prompt + trunk (its first ``cache_len`` positions,
+        shared by every row); returns final hidden states B × L × d and, with ``keep_kv``, keeps the KV.
+        ``padding`` of the B × L tokens are padding: counted apart from the real tokens."""
         import torch
         from transformers import DynamicCache
 
+        rows = len(tokens)
         cache = DynamicCache(config=self.model.config)
         for layer, (keys, values) in enumerate(self._kv):
-            cache.update(keys, values, layer)
+            keys, values = keys[..., :cache_len, :], values[..., :cache_len, :]
+            cache.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1), layer)
         device = self.device
-        past = self._kv[0][0].shape[-2] if self._kv else 0
-        ids = torch.tensor([tokens], device=device)
+        past = cache.get_seq_length()
         output = self.model.base_model(
-            input_ids=ids,
-            position_ids=torch.tensor([positions], device=device),
-            cache_position=torch.arange(past, past + len(tokens), device=device),
+            input_ids=torch.tensor(tokens, device=device),
+            position_ids=torch.tensor(positions, device=device),
+            cache_position=torch.arange(past, past + len(tokens[0]), device=device),
             attention_mask=mask,
             cache=cache,
             use_cache=True,
         )
         self.stats.forward_calls += 1
-        self.stats.tokens_computed += len(tokens)
-        hidden = output.last_hidden_state[0]
+        self.stats.tokens_computed += sum(len(row) for row in tokens) - padding
+        self.stats.padding_tokens += padding
         if keep_kv:
             self._kv = [(layer.keys, layer.values) for layer in cache.layers]
-        return hidden
+        return output.last_hidden_state
 
     @property
     def device(self):
@@ -92,7 +98,7 @@ class PrefixCacheScorer:
         if self._prompt == tuple(prompt_ids):
             return
         self._prompt, self._kv, self._trunk = tuple(prompt_ids), [], []
-        hidden = self._forward(list(prompt_ids), list(range(len(prompt_ids))), keep_kv=True)
+        hidden = self._forward([list(prompt_ids)], [list(range(len(prompt_ids)))], keep_kv=True)[0]
         self._hidden = hidden[-1:].clone()
         self._trunk_logprobs = torch.empty(0, dtype=torch.float64, device=hidden.device)
 
@@ -107,7 +113,7 @@ class PrefixCacheScorer:
         logprobs = self._trunk_logprobs[:shared]
         if shared < len(trunk):
             positions = list(range(prompt_len + shared, prompt_len + len(trunk)))
-            tail = self._forward(trunk[shared:], positions, keep_kv=True)
+            tail = self._forward([trunk[shared:]], [positions], keep_kv=True)[0]
             hidden = torch.cat([hidden, tail])
             targets = torch.tensor(trunk[shared:], device=hidden.device)
             logprobs = torch.cat([logprobs, target_logprobs(self.model, hidden[shared:-1], targets).double()])
@@ -127,14 +133,8 @@ class PrefixCacheScorer:
             if objective is Objective.JOINT:
                 scores += prefix_sums[[s.shared for s in segments]]
             self._score_first_targets(segments, scores)
-            pack: list[_Segment] = []
-            for segment in sorted((s for s in segments if s.tokens), key=lambda s: -len(s.tokens)):
-                if pack and sum(len(s.tokens) for s in pack) + len(segment.tokens) > self.token_budget:
-                    self._score_pack(pack, scores)
-                    pack = []
-                pack.append(segment)
-            if pack:
-                self._score_pack(pack, scores)
+            for batch in self._batches(segments):
+                self._score_batch(batch, scores)
         return scores.cpu().numpy()
 
     def _segment(self, index, candidate, answer_ids, objective) -> _Segment:
@@ -155,40 +155,91 @@ class PrefixCacheScorer:
         logprobs = target_logprobs(self.model, rows, targets).double()
         scores.index_add_(0, torch.tensor([s.candidate for s in chosen], device=rows.device), logprobs)
 
-    def _score_pack(self, pack: list[_Segment], scores) -> None:
-        """One forward over several suffixes; sum each one's target log-probs into ``scores``."""
+    def _rows(self, segments: list[_Segment]) -> list[list[_Segment]]:
+        """Pack suffixes into rows of one width by first-fit decreasing. Suffix lengths fall evenly from
+        n + |a| to |a|, so a width of longest + shortest pairs a long suffix with a short one and leaves
+        almost no padding."""
+        ordered = sorted((s for s in segments if s.tokens), key=lambda s: -len(s.tokens))
+        if not ordered:
+            return []
+        width = len(ordered[0].tokens) + len(ordered[-1].tokens)
+        rows: list[list[_Segment]] = []
+        room: list[int] = []
+        for segment in ordered:
+            size = len(segment.tokens)
+            slot = next((r for r, free in enumerate(room) if free >= size), None)
+            if slot is None:
+                rows.append([segment])
+                room.append(width - size)
+            else:
+                rows[slot].append(segment)
+                room[slot] -= size
+        return rows
+
+    def _batches(self, segments: list[_Segment]):
+        """Rows grouped into forwards of at most ``token_budget`` row tokens, and at most
+        8 × token_budget cache + row positions in all (the cache is replicated per row)."""
+        rows = self._rows(segments)
+        cache_len = len(self._prompt) + len(self._trunk)
+        batch: list[list[_Segment]] = []
+        for row in rows:
+            width = max(sum(len(s.tokens) for s in r) for r in batch + [row])
+            count = len(batch) + 1
+            if batch and (count * width > self.token_budget or count * (cache_len + width) > 8 * self.token_budget):
+                yield batch
+                batch = []
+            batch.append(row)
+        if batch:
+            yield batch
+
+    def _score_batch(self, batch: list[list[_Segment]], scores) -> None:
+        """One forward over rows of packed suffixes and the shared cache; add target log-probs to ``scores``."""
         import torch
 
         device = self._hidden.device
-        prompt_len, cache_len = len(self._prompt), len(self._prompt) + len(self._trunk)
-        tokens, positions, owner, visible, rows, targets, sinks = [], [], [], [], [], [], []
-        for number, segment in enumerate(pack):
-            start = len(tokens)
-            tokens += segment.tokens
-            positions += range(prompt_len + segment.shared, prompt_len + segment.shared + len(segment.tokens))
-            owner += [number] * len(segment.tokens)
-            visible += [prompt_len + segment.shared] * len(segment.tokens)
-            # hidden row start + k predicts suffix token k + 1
-            for k in range(max(segment.first_target, 1), len(segment.targets)):
-                rows.append(start + k - 1)
-                targets.append(segment.targets[k])
-                sinks.append(segment.candidate)
-        mask = self._pack_mask(owner, visible, cache_len, device)
-        hidden = self._forward(tokens, positions, mask)
-        logprobs = target_logprobs(self.model, hidden[rows], torch.tensor(targets, device=device)).double()
+        prompt_len = len(self._prompt)
+        cache_len = prompt_len + max(s.shared for row in batch for s in row)  # nobody looks further
+        width = max(sum(len(s.tokens) for s in row) for row in batch)
+        tokens, positions, owners, visible, rows, targets, sinks = [], [], [], [], [], [], []
+        for number, row in enumerate(batch):
+            row_tokens, row_positions, row_owner, row_visible = [], [], [], []
+            for segment in row:
+                start = number * width + len(row_tokens)
+                first_position = prompt_len + segment.shared
+                row_tokens += segment.tokens
+                row_positions += range(first_position, first_position + len(segment.tokens))
+                row_owner += [segment.candidate] * len(segment.tokens)
+                row_visible += [first_position] * len(segment.tokens)
+                # hidden state k of a suffix predicts its token k + 1
+                for k in range(max(segment.first_target, 1), len(segment.targets)):
+                    rows.append(start + k - 1)
+                    targets.append(segment.targets[k])
+                    sinks.append(segment.candidate)
+            pad = width - len(row_tokens)
+            tokens.append(row_tokens + [row_tokens[-1]] * pad)
+            positions.append(row_positions + [row_positions[-1]] * pad)
+            owners.append(row_owner + [-1] * pad)
+            visible.append(row_visible + [0] * pad)
+        padding = len(batch) * width - sum(len(s.tokens) for row in batch for s in row)
+        mask = self._batch_mask(owners, visible, cache_len, device)
+        hidden = self._forward(tokens, positions, mask, cache_len=cache_len, padding=padding)
+        flat = hidden.reshape(-1, hidden.shape[-1])[rows]
+        logprobs = target_logprobs(self.model, flat, torch.tensor(targets, device=device)).double()
         scores.index_add_(0, torch.tensor(sinks, device=device), logprobs)
 
-    def _pack_mask(self, owner, visible, cache_len, device):
-        """Additive 4D mask (1, 1, L, cache_len + L): cache[0:visible) and the own suffix, causally."""
+    def _batch_mask(self, owners, visible, cache_len: int, device):
+        """Additive mask (B, 1, W, cache_len + W): a token sees cache[0:visible] and, causally, the
+        tokens of its own suffix in its row. Padding (owner -1) sees only padding, and no real token
+        sees padding."""
         import torch
 
         dtype = next(self.model.parameters()).dtype
-        owner_t = torch.tensor(owner, device=device)
-        length = len(owner)
-        index = torch.arange(length, device=device)
-        own = (owner_t[:, None] == owner_t[None, :]) & (index[None, :] <= index[:, None])
-        cached = torch.arange(cache_len, device=device)[None, :] < torch.tensor(visible, device=device)[:, None]
-        allowed = torch.cat([cached, own], dim=1)
+        owner = torch.tensor(owners, device=device)  # B × W
+        width = owner.shape[1]
+        causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
+        own = (owner[:, :, None] == owner[:, None, :]) & causal  # B × W × W
+        cached = torch.arange(cache_len, device=device) < torch.tensor(visible, device=device)[..., None]
+        allowed = torch.cat([cached, own], dim=2)
         mask = torch.zeros(allowed.shape, dtype=dtype, device=device)
         mask.masked_fill_(~allowed, torch.finfo(dtype).min)
-        return mask[None, None]
+        return mask[:, None]

@@ -13,6 +13,7 @@ from prunelens.errors import BadRecordError, PrunelensError
 from prunelens.jsonl import append_jsonl, read_finished
 from prunelens.pruning.chain import TokenizedChain, tokenize_chain
 from prunelens.pruning.greedy import Approximation, GreedyResult, greedy_prune, planned_steps
+from prunelens.pruning.merge import parse_shard
 from prunelens.pruning.objectives import Objective
 from prunelens.pruning.scorers import make_scorer
 from prunelens.pruning.store import consolidate, write_part
@@ -48,13 +49,15 @@ class PruneConfig:
     rescore_every: int = 5
     skip_bad: bool = False
     data_dir: Path | None = None
+    shard: str | None = None  # "K/N": this run takes every N-th selected example, starting at K
 
     def output_dir(self) -> Path:
         if self.out is not None:
             return Path(self.out)
         source = Path(self.chains).stem if self.chains else f"{self.dataset}-{self.split}"
         model = re.sub(r"[^\w.-]+", "_", Path(self.model).name)
-        return Path("runs") / f"prune-{source}-{model}-{self.objective}-k{self.keep:g}"
+        shard = "-shard{}of{}".format(*parse_shard(self.shard)) if self.shard else ""
+        return Path("runs") / f"prune-{source}-{model}-{self.objective}-k{self.keep:g}{shard}"
 
     def approximation(self) -> Approximation:
         return Approximation(self.block, self.screen, self.rescore_every)
@@ -88,6 +91,9 @@ def select_examples(config: PruneConfig, on_skip) -> list[Example]:
         examples = [by_id[i] for i in config.ids]
     if config.limit is not None:
         examples = examples[: config.limit]
+    if config.shard:
+        index, count = parse_shard(config.shard)
+        examples = examples[index::count]
     return examples
 
 

@@ -13,10 +13,11 @@ from prunelens.pruning.objectives import Objective
 
 @dataclass
 class ScorerStats:
-    """Work a scorer has done: forward calls and tokens pushed through the model."""
+    """Work a scorer has done: forward calls, real tokens pushed through the model, padding tokens."""
 
     forward_calls: int = 0
     tokens_computed: int = 0
+    padding_tokens: int = 0
 
 
 class Scorer(Protocol):

@@ -6,39 +6,33 @@ position was already deleted (or beyond the example's length or its last step).
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from prunelens import stores
+from prunelens.stores import ENGINE, write_atomic
+
 PARTS_DIR = "scores"
 STORE_NAME = "scores.nc"
-ENGINE = "netcdf4"
 
 
 def part_path(out_dir: Path, example_id: str) -> Path:
-    """A filesystem-safe, collision-free file name for one example's part."""
-    digest = hashlib.sha1(example_id.encode()).hexdigest()[:10]
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in example_id)[:80]
-    return Path(out_dir) / PARTS_DIR / f"{safe}-{digest}.nc"
+    """Where one example's score table lives."""
+    return stores.part_path(out_dir, PARTS_DIR, example_id)
 
 
 def write_part(out_dir: Path, example_id: str, candidate_scores: np.ndarray, tokens: Sequence[str], attrs: dict):
     """Write one example's (step, position) score table atomically (temp file, then rename)."""
     import xarray as xr
 
-    path = part_path(out_dir, example_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = xr.Dataset(
         {"candidate_scores": (("step", "position"), np.asarray(candidate_scores, dtype=np.float64))},
         coords={"position": np.arange(candidate_scores.shape[1]), "token": ("position", list(tokens))},
         attrs={"example_id": example_id, **attrs},
     )
-    staging = path.with_suffix(f".tmp{os.getpid()}")
-    data.to_netcdf(staging, engine=ENGINE)
-    os.replace(staging, path)
+    write_atomic(data, part_path(out_dir, example_id))
 
 
 def consolidate(out_dir: Path, example_ids: Sequence[str], attrs: dict) -> Path:
@@ -67,9 +61,7 @@ def consolidate(out_dir: Path, example_ids: Sequence[str], attrs: dict) -> Path:
         attrs=attrs,
     )
     target = Path(out_dir) / STORE_NAME
-    staging = target.with_suffix(f".tmp{os.getpid()}")
-    data.to_netcdf(staging, engine=ENGINE)
-    os.replace(staging, target)
+    write_atomic(data, target)
     return target
 
 

@@ -1,0 +1,79 @@
+"""A feature-extraction run: attention features into an xarray store, H2O rankings alongside."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from prunelens.datasets import get_benchmark
+from prunelens.errors import BadRecordError
+from prunelens.jsonl import append_jsonl, read_finished
+from prunelens.probes.features import chain_features
+from prunelens.probes.h2o import h2o_record
+from prunelens.probes.store import consolidate, write_part
+from prunelens.pruning.chain import tokenize_chain
+from prunelens.pruning.run import SKIPPED_NAME, select_examples
+
+H2O_NAME = "h2o.jsonl"
+
+
+@dataclass
+class FeaturesConfig:
+    """What `prunelens features` needs; selection fields mean what they mean for `prune`."""
+
+    model: str = "smollm2-135m"
+    dataset: str = "gsm8k"
+    split: str = "test"
+    limit: int | None = 3
+    ids: list[str] | None = None
+    chains: Path | None = None
+    out: Path = Path("runs/features")
+    backend: str = "hf"
+    float16: bool = False
+    device: str = "cpu"
+    dtype: str = "float32"
+    skip_bad: bool = False
+    data_dir: Path | None = None
+    shard: str | None = None
+
+
+def run_features(config: FeaturesConfig, progress: bool = True, log=print) -> tuple[Path, list[dict]]:
+    """Extract features for every selected example not yet in ``config.out``; returns (store, H2O records)."""
+    from tqdm.auto import tqdm
+
+    from prunelens.models import load_model
+    from prunelens.probes.backends import make_backend
+
+    out_dir = Path(config.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def skip(error: BadRecordError) -> None:
+        log(f"skipped {error}")
+        append_jsonl(out_dir / SKIPPED_NAME, {"id": error.record_id, "error": str(error)})
+
+    examples = select_examples(config, skip)
+    bench = get_benchmark(config.dataset)
+    done = {r["id"] for r in read_finished(out_dir / H2O_NAME)}
+    todo = [e for e in examples if e.id not in done]
+    if todo:
+        loaded = load_model(config.model, device=config.device, dtype=config.dtype, attn_implementation="eager")
+        backend = make_backend(config.backend, loaded)
+        attrs = {"model": config.model, "backend": config.backend}
+        for example in tqdm(todo, desc=f"features ({config.backend})", disable=not progress):
+            try:
+                chain = tokenize_chain(loaded.tokenizer, bench, example, loaded.max_positions)
+            except BadRecordError as error:
+                if not config.skip_bad:
+                    raise
+                skip(error)
+                continue
+            started = time.perf_counter()
+            features = chain_features(backend, chain)
+            write_part(out_dir, features, attrs, config.float16)
+            record = h2o_record(example, chain, features, config.model)
+            record["seconds"] = round(time.perf_counter() - started, 3)
+            append_jsonl(out_dir / H2O_NAME, record)
+    records = read_finished(out_dir / H2O_NAME)
+    store = consolidate(out_dir, [r["id"] for r in records]) if records else out_dir
+    return store, records

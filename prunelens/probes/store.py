@@ -1,0 +1,83 @@
+"""Attention-feature stores: an xarray Dataset with dims (token, layer, head).
+
+Examples are concatenated along ``token``; coordinates give each token's example id, example index,
+position in the reasoning, token id and text. One netCDF part per example is written as it finishes
+(so runs resume), and ``features.nc`` is the consolidated store, reopened lazily by ``open_features``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from prunelens import stores
+from prunelens.probes.features import FEATURE_DEFINITION, H2O_DEFINITION, ChainFeatures
+from prunelens.stores import ENGINE, write_atomic
+
+PARTS_DIR = "features"
+STORE_NAME = "features.nc"
+
+
+def package_versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for name in ("prunelens", "torch", "transformers", "transformer-lens", "nnsight", "xarray"):
+        try:
+            found.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            continue
+    return ", ".join(found)
+
+
+def to_dataset(features: ChainFeatures, attrs: dict, float16: bool = False):
+    """One example's features as a (token, layer, head) Dataset."""
+    import xarray as xr
+
+    n, layers, heads = features.attention.shape
+    dtype = np.float16 if float16 else np.float32
+    return xr.Dataset(
+        {
+            "attention": (("token", "layer", "head"), features.attention.astype(dtype)),
+            "h2o": ("token", features.h2o.astype(np.float64)),
+        },
+        coords={
+            "layer": np.arange(layers),
+            "head": np.arange(heads),
+            "example_id": ("token", np.array([features.example_id] * n, dtype=object)),
+            "position": ("token", np.arange(n)),
+            "token_id": ("token", np.array(features.token_ids, dtype=np.int64)),
+            "token_text": ("token", np.array(features.tokens, dtype=object)),
+        },
+        attrs={"feature_definition": FEATURE_DEFINITION, "h2o_definition": H2O_DEFINITION,
+               "versions": package_versions(), **attrs},  # fmt: skip
+    )
+
+
+def write_part(out_dir: Path, features: ChainFeatures, attrs: dict, float16: bool = False) -> None:
+    write_atomic(to_dataset(features, attrs, float16), stores.part_path(out_dir, PARTS_DIR, features.example_id))
+
+
+def consolidate(out_dir: Path, example_ids: list[str]) -> Path:
+    """Concatenate the parts of ``example_ids`` along ``token`` (adding ``example_index``) into features.nc."""
+    import xarray as xr
+
+    parts = []
+    for index, example_id in enumerate(example_ids):
+        with xr.open_dataset(stores.part_path(out_dir, PARTS_DIR, example_id), engine=ENGINE) as part:
+            part = part.load()
+        parts.append(part.assign_coords(example_index=("token", np.full(part.sizes["token"], index))))
+    combined = xr.concat(parts, dim="token", data_vars="all", coords="different", compat="equals",
+                         combine_attrs="override")  # fmt: skip
+    target = Path(out_dir) / STORE_NAME
+    write_atomic(combined, target)
+    return target
+
+
+def open_features(path: Path):
+    """Open a feature store lazily: a folder (its features.nc) or the .nc file itself."""
+    import xarray as xr
+
+    path = Path(path)
+    return xr.open_dataset(path / STORE_NAME if path.is_dir() else path, engine=ENGINE)

@@ -1,0 +1,221 @@
+"""A surrogate that predicts greedy-pruning scores from attention features (paper §5.3).
+
+Input: a token's L·H attention features, standardised. Target: the token's post-deletion likelihood
+at keep 1.0 (step 0's candidate score from greedy pruning), or its deletion rank. The default model is
+a 2-layer MLP trained with 1 − Pearson correlation computed within each example; an MSE loss and a
+ridge regression are there for comparison (both on targets z-scored within each example, since
+attention carries no information about an example's overall likelihood level).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from prunelens.errors import PrunelensError
+
+KINDS = ("mlp", "ridge")
+LOSSES = ("pearson", "mse")
+TARGETS = ("score", "rank")
+
+
+@dataclass
+class ExampleData:
+    """One example: features X (n × L·H) and target y (n)."""
+
+    id: str
+    x: np.ndarray
+    y: np.ndarray
+
+
+@dataclass
+class SurrogateConfig:
+    kind: str = "mlp"
+    loss: str = "pearson"
+    target: str = "score"
+    hidden: int = 256
+    epochs: int = 150
+    batch_examples: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    ridge_alpha: float = 10.0
+    seed: int = 0
+
+    def __post_init__(self):
+        for value, known, what in ((self.kind, KINDS, "kind"), (self.loss, LOSSES, "loss"), (self.target, TARGETS, "target")):
+            if value not in known:
+                raise PrunelensError(f"unknown surrogate {what} {value!r} (known: {', '.join(known)})")
+
+
+def load_examples_for_surrogate(features_path: Path, pruning_dir: Path | None, target: str = "score") -> list[ExampleData]:
+    """Join a feature store with a pruning run by example id; ``pruning_dir`` None gives y = NaN
+    (for prediction). Token ids must agree, else the two were tokenised differently."""
+    from prunelens.jsonl import read_finished
+    from prunelens.probes.store import open_features
+    from prunelens.pruning.compare import deletion_ranks
+    from prunelens.pruning.run import RECORDS_NAME
+    from prunelens.pruning.store import open_scores
+
+    with open_features(features_path) as store:
+        attention = store["attention"].values.astype(np.float32)
+        example_ids = store["example_id"].values
+        token_ids = store["token_id"].values
+    records, scores = {}, None
+    if pruning_dir is not None:
+        records = {r["id"]: r for r in read_finished(Path(pruning_dir) / RECORDS_NAME)}
+        scores = open_scores(pruning_dir)
+    data = []
+    for example_id in dict.fromkeys(example_ids):
+        rows = np.flatnonzero(example_ids == example_id)
+        x = attention[rows].reshape(len(rows), -1)
+        if pruning_dir is None:
+            data.append(ExampleData(str(example_id), x, np.full(len(rows), np.nan)))
+            continue
+        record = records.get(example_id)
+        if record is None:
+            continue
+        if list(token_ids[rows]) != record["reasoning_ids"]:
+            raise PrunelensError(f"example {example_id!r}: feature tokens differ from the pruning record's tokens")
+        if target == "score":
+            if not record["deletion_order"]:
+                continue
+            y = scores["candidate_scores"].sel(example=example_id).values[0, : len(rows)]
+        else:
+            y = deletion_ranks(record["deletion_order"], len(rows)) / len(rows)
+        data.append(ExampleData(str(example_id), x, np.asarray(y, dtype=np.float64)))
+    if scores is not None:
+        scores.close()
+    return data
+
+
+def _zscore(y: np.ndarray) -> np.ndarray:
+    return (y - y.mean()) / (y.std() + 1e-8)
+
+
+def pearson_loss(prediction, target, lengths):
+    """1 − mean over examples of the Pearson correlation within each example."""
+    import torch
+
+    losses = []
+    for p, t in zip(torch.split(prediction, lengths), torch.split(target, lengths)):
+        p, t = p - p.mean(), t - t.mean()
+        losses.append((p * t).sum() / (p.norm() * t.norm() + 1e-8))
+    return 1 - torch.stack(losses).mean()
+
+
+@dataclass
+class Surrogate:
+    """A trained surrogate: standardisation, the model, and where its features came from."""
+
+    config: SurrogateConfig
+    mean: np.ndarray
+    std: np.ndarray
+    state: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    def _mlp(self):
+        import torch
+
+        net = torch.nn.Sequential(
+            torch.nn.Linear(len(self.mean), self.config.hidden), torch.nn.GELU(), torch.nn.Linear(self.config.hidden, 1)
+        )
+        if self.state:
+            net.load_state_dict(self.state)
+        return net
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predicted target per token (rows of x)."""
+        import torch
+
+        z = (x - self.mean) / self.std
+        if self.config.kind == "ridge":
+            return z @ self.state["weights"]
+        with torch.no_grad():
+            return self._mlp()(torch.tensor(z, dtype=torch.float32)).squeeze(-1).double().numpy()
+
+    def save(self, path: Path) -> None:
+        import torch
+
+        torch.save({"config": asdict(self.config), "mean": self.mean, "std": self.std, "state": self.state,
+                    "meta": self.meta}, path)  # fmt: skip
+
+    @classmethod
+    def load(cls, path: Path) -> "Surrogate":
+        import torch
+
+        saved = torch.load(path, weights_only=False)
+        return cls(SurrogateConfig(**saved["config"]), saved["mean"], saved["std"], saved["state"], saved["meta"])
+
+
+def train_surrogate(train: list[ExampleData], config: SurrogateConfig, meta: dict | None = None) -> Surrogate:
+    """Fit a surrogate on training examples (each needs ≥ 2 tokens)."""
+    import torch
+
+    train = [e for e in train if len(e.y) >= 2]
+    if not train:
+        raise PrunelensError("no training examples with at least 2 tokens")
+    x_all = np.concatenate([e.x for e in train])
+    mean, std = x_all.mean(0), x_all.std(0) + 1e-6
+    surrogate = Surrogate(config, mean, std, meta=dict(meta or {}))
+    zs = [((e.x - mean) / std).astype(np.float32) for e in train]
+    ys = [_zscore(e.y) for e in train]
+    if config.kind == "ridge":
+        z, y = np.concatenate(zs), np.concatenate(ys)
+        weights = np.linalg.solve(z.T @ z + config.ridge_alpha * np.eye(z.shape[1]), z.T @ y)
+        surrogate.state = {"weights": weights}
+        return surrogate
+    torch.manual_seed(config.seed)
+    net = surrogate._mlp()
+    optimiser = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    rng = np.random.default_rng(config.seed)
+    for _epoch in range(config.epochs):
+        order = rng.permutation(len(train))
+        for start in range(0, len(order), config.batch_examples):
+            chosen = order[start : start + config.batch_examples]
+            x = torch.tensor(np.concatenate([zs[i] for i in chosen]))
+            y = torch.tensor(np.concatenate([ys[i] for i in chosen]), dtype=torch.float32)
+            prediction = net(x).squeeze(-1)
+            if config.loss == "pearson":
+                loss = pearson_loss(prediction, y, [len(ys[i]) for i in chosen])
+            else:
+                loss = torch.nn.functional.mse_loss(prediction, y)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    surrogate.state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    return surrogate
+
+
+@dataclass
+class Correlations:
+    """Per-example Pearson and Spearman correlations, their means and 95% bootstrap intervals."""
+
+    ids: list[str]
+    pearson: np.ndarray
+    spearman: np.ndarray
+
+    def summary(self, seed: int = 0, resamples: int = 2000) -> dict:
+        rng = np.random.default_rng(seed)
+        out = {"n_examples": len(self.ids)}
+        for name, values in (("pearson", self.pearson), ("spearman", self.spearman)):
+            values = values[np.isfinite(values)]
+            means = [rng.choice(values, len(values)).mean() for _ in range(resamples)] if len(values) else [np.nan]
+            out[name] = float(np.mean(values)) if len(values) else float("nan")
+            out[f"{name}_ci"] = [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+        return out
+
+
+def correlations(examples: list[ExampleData], predictions: list[np.ndarray]) -> Correlations:
+    """Within-example correlation of predictions with targets (examples with < 3 tokens are skipped)."""
+    from scipy.stats import pearsonr, spearmanr
+
+    ids, pearsons, spearmans = [], [], []
+    for example, predicted in zip(examples, predictions):
+        if len(example.y) < 3 or np.std(predicted) == 0 or np.std(example.y) == 0:
+            continue
+        ids.append(example.id)
+        pearsons.append(pearsonr(predicted, example.y).statistic)
+        spearmans.append(spearmanr(predicted, example.y).statistic)
+    return Correlations(ids, np.array(pearsons), np.array(spearmans))

@@ -1,0 +1,38 @@
+"""Agreement between two deletion orders: Hit@|S| per keep-fraction band and Kendall tau."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from prunelens.pruning.keep import n_keep
+
+DEFAULT_BANDS = ((1.0, 0.9), (0.9, 0.7), (0.7, 0.5))
+
+
+def removed_between(order: Sequence[int], n: int, high: float, low: float) -> set[int]:
+    """Positions an order deletes while the keep fraction falls from ``high`` to ``low``."""
+    return set(order[n - n_keep(n, high) : n - n_keep(n, low)])
+
+
+def hit_at_s(reference: Sequence[int], other: Sequence[int], n: int, high: float, low: float) -> float:
+    """|other's deletions in the band ∩ S| / |S|, S = the reference's deletions in the band (NaN if S is empty)."""
+    target = removed_between(reference, n, high, low)
+    if not target:
+        return float("nan")
+    return len(removed_between(other, n, high, low) & target) / len(target)
+
+
+def deletion_ranks(order: Sequence[int], n: int) -> np.ndarray:
+    """Rank of each position in an order (0 = first deleted); positions never deleted share rank len(order)."""
+    ranks = np.full(n, len(order), dtype=float)
+    ranks[list(order)] = np.arange(len(order))
+    return ranks
+
+
+def kendall_tau(a: Sequence[int], b: Sequence[int], n: int) -> float:
+    """Kendall's tau-b between the deletion ranks of two orders over all n positions."""
+    from scipy.stats import kendalltau
+
+    return float(kendalltau(deletion_ranks(a, n), deletion_ranks(b, n)).statistic)

@@ -1,0 +1,35 @@
+"""Shared plumbing for xarray stores: one netCDF part per example, written atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+ENGINE = "h5netcdf"
+
+
+def part_path(out_dir: Path, folder: str, example_id: str) -> Path:
+    """A filesystem-safe, collision-free file name for one example's part under ``out_dir/folder``."""
+    digest = hashlib.sha1(example_id.encode()).hexdigest()[:10]
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in example_id)[:80]
+    return Path(out_dir) / folder / f"{safe}-{digest}.nc"
+
+
+def write_atomic(dataset, path: Path) -> None:
+    """Write a Dataset to netCDF-4 (HDF5) through a temporary file, so a kill never leaves a torn file.
+
+    float16 variables are not in the netCDF standard: such files are valid HDF5 that xarray and
+    h5netcdf read back, though some netCDF tools will not.
+    """
+    import warnings
+
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_suffix(f".tmp{os.getpid()}")
+    float16 = any(variable.dtype == np.float16 for variable in dataset.variables.values())
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*invalid netcdf features.*")
+        dataset.to_netcdf(staging, engine=ENGINE, invalid_netcdf=float16)
+    os.replace(staging, path)
