@@ -56,3 +56,35 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
     result = CliRunner().invoke(app, ["prune", "--dataset", "gsm9k", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == ["error: unknown dataset 'gsm9k' (known: gsm8k, math500, mmlu_pro)"]
+
+
+def test_hook_backends_agree_on_smollm2(smollm2_dir):
+    """All four backends give the same received attention (30 layers × 9 query heads) on a real chain."""
+    from prunelens.models import load_model
+    from prunelens.probes.backends import BACKEND_NAMES, make_backend
+
+    loaded = load_model(str(smollm2_dir), attn_implementation="eager")
+    loaded.name = "smollm2-135m"
+    example = load_examples("gsm8k", "test", data_dir=DATA_DIR)[0]
+    chain = tokenize_chain(loaded.tokenizer, get_benchmark("gsm8k"), example, loaded.max_positions)
+    ids = chain.prompt_ids + chain.reasoning_ids + chain.answer_ids
+    results = {}
+    for name in BACKEND_NAMES:
+        results[name] = make_backend(name, loaded).received_attention(ids)
+    assert results["hf"].shape == (30, 9, len(ids))
+    for name, received in results.items():
+        np.testing.assert_allclose(received, results["hf"], atol=1e-4, err_msg=name)
+
+
+def test_fast_scorer_equals_naive_on_smollm2(smollm2):
+    from prunelens.pruning.greedy import greedy_prune
+    from prunelens.pruning.prefix_scorer import PrefixCacheScorer
+
+    example = next(e for e in load_examples("gsm8k", "test", data_dir=DATA_DIR) if e.id == shortest_test_ids(1)[0])
+    chain = tokenize_chain(smollm2.tokenizer, get_benchmark("gsm8k"), example, smollm2.max_positions)
+    args = (chain.prompt_ids, chain.reasoning_ids, chain.answer_ids)
+    for objective in ("joint", "answer"):
+        naive = greedy_prune(HFScorer(smollm2.model), *args, objective, keep=0.0, max_steps=3)
+        fast = greedy_prune(PrefixCacheScorer(smollm2.model, token_budget=256), *args, objective, keep=0.0, max_steps=3)
+        assert len(naive.deletion_order) == 3 and fast.deletion_order == naive.deletion_order
+        np.testing.assert_allclose(fast.candidate_scores, naive.candidate_scores, atol=1e-4)

@@ -8,7 +8,7 @@ import torch
 
 from conftest import tiny_model
 from prunelens.errors import PrunelensError
-from prunelens.probes.backends import HFEagerBackend, NNsightBackend, TransformerLensBackend, make_backend
+from prunelens.probes.backends import HFBlockwiseBackend, HFEagerBackend, NNsightBackend, TransformerLensBackend, make_backend
 from prunelens.probes.features import chain_features
 from prunelens.probes.h2o import h2o_order
 from prunelens.pruning.chain import TokenizedChain
@@ -40,12 +40,23 @@ def test_backends_agree_with_reference(kind, tokenizer):
     model.set_attn_implementation("eager")
     reference = reference_received(model, ids)
     assert reference.shape == (2, 4, 30)  # per query head: 4 query heads share 2 KV heads in llama/qwen2
-    builders = [lambda: HFEagerBackend(model), lambda: NNsightBackend(model, tokenizer)]
+    builders = [lambda: HFEagerBackend(model), lambda: NNsightBackend(model, tokenizer), lambda: HFBlockwiseBackend(model)]
     if kind != "gpt2":  # the TransformerLens bridge here is exercised on the Llama/Qwen2 shapes
         builders.append(lambda: TransformerLensBackend(model, tokenizer, f"tiny-{kind}"))
     for build in builders:  # each built just before use: nnsight must wrap the model after other hooks are gone
         backend = build()
         np.testing.assert_allclose(backend.received_attention(ids), reference, atol=1e-4, err_msg=backend.name)
+
+
+def test_blockwise_rows_do_not_change_the_sums():
+    from prunelens.probes.blockwise import received_from_queries_keys
+
+    query, key = torch.randn(1, 4, 37, 8, dtype=torch.float64), torch.randn(1, 2, 37, 8, dtype=torch.float64)
+    whole = received_from_queries_keys(query, key, 8**-0.5, block=1000)
+    np.testing.assert_allclose(received_from_queries_keys(query, key, 8**-0.5, block=5), whole, atol=1e-12)
+    assert torch.all(whole[:, -1] == 0)  # the last position has no later rows
+    windowed = received_from_queries_keys(query, key, 8**-0.5, sliding_window=3)
+    assert not torch.allclose(windowed, whole)
 
 
 def test_unknown_backend():

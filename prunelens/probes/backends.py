@@ -14,7 +14,7 @@ import numpy as np
 
 from prunelens.errors import PrunelensError
 
-BACKEND_NAMES = ("hf", "transformer_lens", "nnsight")
+BACKEND_NAMES = ("hf", "hf_blockwise", "transformer_lens", "nnsight")
 
 
 class AttentionBackend(Protocol):
@@ -78,6 +78,36 @@ class HFEagerBackend:
         return torch.stack(sums).numpy()
 
 
+class HFBlockwiseBackend:
+    """Plain HF, memory-bounded: SDPA forward; per layer, received attention recomputed from the
+    queries and keys in row blocks (see prunelens.probes.blockwise)."""
+
+    name = "hf_blockwise"
+
+    def __init__(self, model):
+        from prunelens.probes.blockwise import register
+
+        self.model = model
+        model.set_attn_implementation(register())
+
+    def received_attention(self, input_ids):
+        import torch
+
+        from prunelens.probes.blockwise import SINK_ATTRIBUTE
+
+        sums: list = []
+        modules = attention_modules(self.model)
+        for module in modules:
+            setattr(module, SINK_ATTRIBUTE, sums)
+        try:
+            with torch.inference_mode():
+                self.model.base_model(input_ids=torch.tensor([input_ids], device=self.model.device))
+        finally:
+            for module in modules:
+                delattr(module, SINK_ATTRIBUTE)
+        return torch.stack(sums).numpy()
+
+
 class TransformerLensBackend:
     """TransformerLens TransformerBridge over the preloaded HF model; a hook on
     ``blocks.{l}.attn.hook_pattern`` reduces each pattern as it passes."""
@@ -136,6 +166,8 @@ def make_backend(name: str, loaded) -> AttentionBackend:
     """The backend called ``name`` over a LoadedModel."""
     if name == "hf":
         return HFEagerBackend(loaded.model)
+    if name == "hf_blockwise":
+        return HFBlockwiseBackend(loaded.model)
     if name == "transformer_lens":
         return TransformerLensBackend(loaded.model, loaded.tokenizer, loaded.name)
     if name == "nnsight":

@@ -60,14 +60,14 @@ def load_examples_for_surrogate(features_path: Path, pruning_dir: Path | None, t
 
     with open_features(features_path) as store:
         attention = store["attention"].values.astype(np.float32)
-        example_ids = store["example_id"].values
+        example_ids = store["example_id"].values.astype(str)
         token_ids = store["token_id"].values
     records, scores = {}, None
     if pruning_dir is not None:
         records = {r["id"]: r for r in read_finished(Path(pruning_dir) / RECORDS_NAME)}
         scores = open_scores(pruning_dir)
     data = []
-    for example_id in dict.fromkeys(example_ids):
+    for example_id in dict.fromkeys(map(str, example_ids)):
         rows = np.flatnonzero(example_ids == example_id)
         x = attention[rows].reshape(len(rows), -1)
         if pruning_dir is None:

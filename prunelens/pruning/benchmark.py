@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from prunelens.memory import PeakMemory
 from prunelens.pruning.compare import DEFAULT_BANDS, hit_at_s, kendall_tau
 from prunelens.pruning.greedy import EXACT, Approximation, greedy_prune
 from prunelens.pruning.scorers import make_scorer
@@ -38,30 +38,6 @@ class ModeResult:
     orders: list[list[int]] = field(default_factory=list)
     final_scores: list[float] = field(default_factory=list)
     peak_rss_mb: float = 0.0
-
-
-class PeakMemory:
-    """Samples this process's resident memory in a thread; ``peak_mb`` after the block."""
-
-    def __init__(self, interval: float = 0.05):
-        self.interval, self.peak_mb, self._stop = interval, 0.0, threading.Event()
-
-    def _watch(self):
-        import psutil
-
-        process = psutil.Process()
-        while not self._stop.is_set():
-            self.peak_mb = max(self.peak_mb, process.memory_info().rss / 2**20)
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 def matmul_flops(size: int = 1024, repeats: int = 5) -> float:
