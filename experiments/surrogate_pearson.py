@@ -1,0 +1,154 @@
+"""Paper §5.3 at this machine's scale: does a model's own attention predict greedy-pruning scores?
+
+Targets: each reasoning token's post-deletion likelihood at keep 1.0 (step 0 of exact greedy pruning,
+objective joint) on GSM8K gold chains. Inputs: the token's per-head attention features. Compared on
+the same held-out examples: the Pearson-loss MLP surrogate, the same MLP trained with MSE, ridge
+regression on the same features, and raw H2O importance (negated: high attention = costly to delete,
+while a high post-deletion likelihood = cheap to delete). Also a learning curve of the MLP.
+
+    python experiments/surrogate_pearson.py                    # 200 train / 200 test, smollm2-135m
+    python experiments/surrogate_pearson.py --train 20 --test 20   # a quick look
+    python experiments/surrogate_pearson.py --target-dtype float32 # exact float32 targets (~2.5x slower)
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from prunelens.probes.run import FeaturesConfig, run_features
+from prunelens.probes.surrogate import (
+    ExampleData, SurrogateConfig, correlations, load_examples_for_surrogate, train_surrogate,
+)  # fmt: skip
+from prunelens.pruning.run import PruneConfig, run_pruning
+
+
+class Stages:
+    """Prints and keeps the wall time of each stage."""
+
+    def __init__(self):
+        self.rows, self.started = [], time.perf_counter()
+
+    def __call__(self, name):
+        elapsed = time.perf_counter() - self.started
+        self.rows.append((name, elapsed))
+        print(f"[{elapsed:7.1f} s] {name}", flush=True)
+        self.started = time.perf_counter()
+
+
+def collect(split, count, args, stages):
+    """Step-0 pruning targets and attention features for the first ``count`` examples of a split."""
+    runs = Path(args.runs_dir)
+    common = dict(model=args.model, dataset="gsm8k", split=split, limit=count, data_dir=args.data_dir, skip_bad=True)
+    targets = PruneConfig(**common, steps=1, dtype=args.target_dtype, out=runs / f"targets-{split}-{args.target_dtype}")
+    run_pruning(targets, progress=not args.quiet)
+    stages(f"targets ({split}, {count} examples, step 0 of greedy pruning)")
+    run_features(FeaturesConfig(**common, backend=args.backend, out=runs / f"features-{split}"), progress=not args.quiet)
+    stages(f"features ({split}, backend {args.backend})")
+    return load_examples_for_surrogate(runs / f"features-{split}", targets.output_dir())
+
+
+def h2o_predictions(examples, features_dir):
+    """Negated raw H2O importance per token (the sum of the L·H received-attention sums)."""
+    from prunelens.probes.store import open_features
+
+    with open_features(features_dir) as store:
+        h2o, ids = store["h2o"].values, store["example_id"].values.astype(str)
+    return [-h2o[ids == e.id] for e in examples]
+
+
+def scatter(test: list[ExampleData], predictions, path: Path, title: str):
+    """Within-example z-scores of prediction vs target, all held-out tokens."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def z(v):
+        return (v - v.mean()) / (v.std() + 1e-12)
+
+    xs = np.concatenate([z(p) for p in predictions])
+    ys = np.concatenate([z(e.y) for e in test])
+    figure, axis = plt.subplots(figsize=(5, 5))
+    axis.scatter(xs, ys, s=4, alpha=0.3)
+    axis.set_xlabel("surrogate prediction (z-scored within example)")
+    axis.set_ylabel("post-deletion log-likelihood at keep 1.0 (z-scored within example)")
+    axis.set_title(title, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--train", type=int, default=200, help="GSM8K train-split examples")
+    parser.add_argument("--test", type=int, default=200, help="GSM8K test-split examples (held out)")
+    parser.add_argument("--epochs", type=int, default=150)
+    parser.add_argument("--backend", default="hf")
+    parser.add_argument("--target-dtype", default="bfloat16", choices=["bfloat16", "float32"],
+                        help="dtype of the pruning forwards that make the targets; bfloat16 is ~2.5x faster on "
+                             "CPUs with AVX512-BF16 and its step-0 scores correlate ~0.997 with float32's")
+    parser.add_argument("--curve", type=int, nargs="+", default=[25, 50, 100, 200], help="learning-curve sizes")
+    parser.add_argument("--runs-dir", default="runs/surrogate")
+    parser.add_argument("--out-dir", default="results")
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    stages = Stages()
+    train = collect("train", args.train, args, stages)
+    test = collect("test", args.test, args, stages)
+
+    methods = {
+        "MLP, Pearson loss (surrogate)": SurrogateConfig(kind="mlp", loss="pearson", epochs=args.epochs),
+        "MLP, MSE loss": SurrogateConfig(kind="mlp", loss="mse", epochs=args.epochs),
+        "ridge regression": SurrogateConfig(kind="ridge"),
+    }
+    summaries, predictions = {}, {}
+    for name, config in methods.items():
+        model = train_surrogate(train, config, meta={"model": args.model})
+        predictions[name] = [model.predict(e.x) for e in test]
+        summaries[name] = correlations(test, predictions[name]).summary()
+        stages(f"train + eval: {name}")
+    predictions["raw H2O (negated)"] = h2o_predictions(test, Path(args.runs_dir) / "features-test")
+    summaries["raw H2O (negated)"] = correlations(test, predictions["raw H2O (negated)"]).summary()
+
+    curve = []
+    for size in sorted(s for s in args.curve if s <= len(train)):
+        model = train_surrogate(train[:size], methods["MLP, Pearson loss (surrogate)"])
+        curve.append((size, correlations(test, [model.predict(e.x) for e in test]).summary()))
+    stages("learning curve")
+
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    best = "MLP, Pearson loss (surrogate)"
+    scatter(test, predictions[best], out / "surrogate_scatter.png",
+            f"{args.model}: {best}, held-out Pearson {summaries[best]['pearson']:.3f}")  # fmt: skip
+    lines = [
+        f"# Surrogate vs attention baselines ({args.model}, GSM8K gold chains)",
+        "",
+        f"Train: first {len(train)} usable examples of the GSM8K train split; held out: first {len(test)} of the "
+        f"test split. Target: step-0 post-deletion log-likelihood (objective joint, "
+        f"scored in {args.target_dtype}). Features: per-head mean "
+        f"received attention ({train[0].x.shape[1]} per token), backend {args.backend}. Mean within-example "
+        "correlation over held-out examples, 95% bootstrap CI. Paper (Llama-3.1-8B, 200/1,000): Pearson 0.88.",
+        "",
+        "| method | Pearson | 95% CI | Spearman | 95% CI | examples |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, s in summaries.items():
+        lines.append(f"| {name} | {s['pearson']:.3f} | {s['pearson_ci'][0]:.3f}–{s['pearson_ci'][1]:.3f} | "
+                     f"{s['spearman']:.3f} | {s['spearman_ci'][0]:.3f}–{s['spearman_ci'][1]:.3f} | {s['n_examples']} |")  # fmt: skip
+    lines += ["", "Learning curve (MLP, Pearson loss):", "", "| train examples | Pearson | 95% CI |", "|---|---|---|"]
+    lines += [f"| {size} | {s['pearson']:.3f} | {s['pearson_ci'][0]:.3f}–{s['pearson_ci'][1]:.3f} |" for size, s in curve]
+    lines += ["", "Stage times:", "", "| stage | seconds |", "|---|---|"]
+    lines += [f"| {name} | {seconds:.1f} |" for name, seconds in stages.rows]
+    lines += [f"| total | {sum(s for _, s in stages.rows):.1f} |", "", "Scatter plot: surrogate_scatter.png"]
+    text = "\n".join(lines) + "\n"
+    (out / "surrogate_pearson.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
