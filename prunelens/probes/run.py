@@ -13,29 +13,19 @@ from prunelens.probes.features import chain_features
 from prunelens.probes.h2o import h2o_record
 from prunelens.probes.store import consolidate, write_part
 from prunelens.pruning.chain import tokenize_chain
-from prunelens.pruning.run import SKIPPED_NAME, select_examples
+from prunelens.pruning.run import SKIPPED_NAME
+from prunelens.selection import Selection, select_examples
 
 H2O_NAME = "h2o.jsonl"
 
 
 @dataclass
-class FeaturesConfig:
-    """What `prunelens features` needs; selection fields mean what they mean for `prune`."""
+class FeaturesConfig(Selection):
+    """What `prunelens features` needs."""
 
-    model: str = "smollm2-135m"
-    dataset: str = "gsm8k"
-    split: str = "test"
-    limit: int | None = 3
-    ids: list[str] | None = None
-    chains: Path | None = None
     out: Path = Path("runs/features")
     backend: str = "hf"
     float16: bool = False
-    device: str = "cpu"
-    dtype: str = "float32"
-    skip_bad: bool = False
-    data_dir: Path | None = None
-    shard: str | None = None
 
 
 def run_features(config: FeaturesConfig, progress: bool = True, log=print) -> tuple[Path, list[dict]]:

@@ -7,8 +7,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from prunelens.datasets import Example, get_benchmark, load_examples
-from prunelens.datasets.chains import load_chains
+from prunelens.datasets import Example, get_benchmark
 from prunelens.errors import BadRecordError, PrunelensError
 from prunelens.jsonl import append_jsonl, read_finished
 from prunelens.pruning.chain import TokenizedChain, tokenize_chain
@@ -17,6 +16,7 @@ from prunelens.pruning.merge import parse_shard
 from prunelens.pruning.objectives import Objective
 from prunelens.pruning.scorers import make_scorer
 from prunelens.pruning.store import consolidate, write_part
+from prunelens.selection import Selection, select_examples
 
 RECORDS_NAME = "pruning.jsonl"
 SKIPPED_NAME = "skipped.jsonl"
@@ -27,29 +27,18 @@ RESULT_KEYS = ("model", "objective", "keep", "steps", "dtype", "dataset", "split
 
 
 @dataclass
-class PruneConfig:
+class PruneConfig(Selection):
     """Everything a pruning run needs; the defaults are the main job of `prunelens prune`."""
 
-    model: str = "smollm2-135m"
-    dataset: str = "gsm8k"
-    split: str = "test"
-    limit: int | None = 3
-    ids: list[str] | None = None
-    chains: Path | None = None
     objective: str = "joint"
     keep: float = 0.5
     steps: int | None = None
     out: Path | None = None
-    device: str = "cpu"
-    dtype: str = "float32"
     token_budget: int = 1024
     scorer: str = "fast"
     block: float = 1
     screen: int | None = None
     rescore_every: int = 5
-    skip_bad: bool = False
-    data_dir: Path | None = None
-    shard: str | None = None  # "K/N": this run takes every N-th selected example, starting at K
 
     def output_dir(self) -> Path:
         if self.out is not None:
@@ -73,28 +62,6 @@ class RunSummary:
     records: list[dict]
     new_ids: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-
-
-def select_examples(config: PruneConfig, on_skip) -> list[Example]:
-    """The examples a config names: a chains file or a dataset split, filtered by ids, then limit."""
-    if config.chains is not None:
-        examples = load_chains(config.chains, dataset=config.dataset, skip_bad=config.skip_bad, on_skip=on_skip)
-    else:
-        examples = load_examples(
-            config.dataset, config.split, data_dir=config.data_dir, skip_bad=config.skip_bad, on_skip=on_skip
-        )
-    if config.ids:
-        by_id = {e.id: e for e in examples}
-        missing = [i for i in config.ids if i not in by_id]
-        if missing:
-            raise PrunelensError(f"unknown id(s) in the selection: {', '.join(missing)}")
-        examples = [by_id[i] for i in config.ids]
-    if config.limit is not None:
-        examples = examples[: config.limit]
-    if config.shard:
-        index, count = parse_shard(config.shard)
-        examples = examples[index::count]
-    return examples
 
 
 def check_run_config(out_dir: Path, config: PruneConfig) -> None:
