@@ -5,9 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from prunelens.datasets import Example, load_examples
+from collections.abc import Callable, Iterator
+
+from prunelens.datasets import Example, get_benchmark, load_examples
 from prunelens.datasets.chains import load_chains
-from prunelens.errors import PrunelensError
+from prunelens.errors import BadRecordError, PrunelensError
+from prunelens.jsonl import append_jsonl
+
+SKIPPED_NAME = "skipped.jsonl"
 
 
 @dataclass
@@ -49,3 +54,31 @@ def select_examples(selection: Selection, on_skip) -> list[Example]:
         index, count = parse_shard(selection.shard)
         examples = examples[index::count]
     return examples
+
+
+def skip_recorder(out_dir: Path, log, skipped: list[str] | None = None) -> Callable[[BadRecordError], None]:
+    """A callback for bad records: one log line, a line in out_dir/skipped.jsonl, the id in ``skipped``."""
+
+    def skip(error: BadRecordError) -> None:
+        log(f"skipped {error}")
+        if skipped is not None:
+            skipped.append(error.record_id)
+        append_jsonl(Path(out_dir) / SKIPPED_NAME, {"id": error.record_id, "error": str(error)})
+
+    return skip
+
+
+def tokenized_chains(selection: Selection, examples: list[Example], loaded, skip) -> Iterator[tuple[Example, object]]:
+    """(example, TokenizedChain) for each example; a bad one raises, or goes to ``skip`` when ``skip_bad``."""
+    from prunelens.pruning.chain import tokenize_chain
+
+    bench = get_benchmark(selection.dataset)
+    for example in examples:
+        try:
+            chain = tokenize_chain(loaded.tokenizer, bench, example, loaded.max_positions)
+        except BadRecordError as error:
+            if not selection.skip_bad:
+                raise
+            skip(error)
+            continue
+        yield example, chain

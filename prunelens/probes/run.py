@@ -6,15 +6,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from prunelens.datasets import get_benchmark
-from prunelens.errors import BadRecordError
 from prunelens.jsonl import append_jsonl, read_finished
 from prunelens.probes.features import chain_features
 from prunelens.probes.h2o import h2o_record
 from prunelens.probes.store import consolidate, write_part
-from prunelens.pruning.chain import tokenize_chain
-from prunelens.pruning.run import SKIPPED_NAME
-from prunelens.selection import Selection, select_examples
+from prunelens.selection import Selection, select_examples, skip_recorder, tokenized_chains
 
 H2O_NAME = "h2o.jsonl"
 
@@ -37,27 +33,16 @@ def run_features(config: FeaturesConfig, progress: bool = True, log=print) -> tu
 
     out_dir = Path(config.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-
-    def skip(error: BadRecordError) -> None:
-        log(f"skipped {error}")
-        append_jsonl(out_dir / SKIPPED_NAME, {"id": error.record_id, "error": str(error)})
-
+    skip = skip_recorder(out_dir, log)
     examples = select_examples(config, skip)
-    bench = get_benchmark(config.dataset)
     done = {r["id"] for r in read_finished(out_dir / H2O_NAME)}
     todo = [e for e in examples if e.id not in done]
     if todo:
         loaded = load_model(config.model, device=config.device, dtype=config.dtype, attn_implementation="eager")
         backend = make_backend(config.backend, loaded)
         attrs = {"model": config.model, "backend": config.backend}
-        for example in tqdm(todo, desc=f"features ({config.backend})", disable=not progress):
-            try:
-                chain = tokenize_chain(loaded.tokenizer, bench, example, loaded.max_positions)
-            except BadRecordError as error:
-                if not config.skip_bad:
-                    raise
-                skip(error)
-                continue
+        chains = tokenized_chains(config, todo, loaded, skip)
+        for example, chain in tqdm(chains, total=len(todo), desc=f"features ({config.backend})", disable=not progress):
             started = time.perf_counter()
             features = chain_features(backend, chain)
             write_part(out_dir, features, attrs, config.float16)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 
 from prunelens.pruning.objectives import Objective
 from prunelens.pruning.scorer import ScorerStats, target_logprobs

@@ -7,19 +7,18 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from prunelens.datasets import Example, get_benchmark
-from prunelens.errors import BadRecordError, PrunelensError
+from prunelens.datasets import Example
+from prunelens.errors import PrunelensError
 from prunelens.jsonl import append_jsonl, read_finished
-from prunelens.pruning.chain import TokenizedChain, tokenize_chain
+from prunelens.pruning.chain import TokenizedChain
 from prunelens.pruning.greedy import Approximation, GreedyResult, greedy_prune, planned_steps
 from prunelens.pruning.merge import parse_shard
 from prunelens.pruning.objectives import Objective
 from prunelens.pruning.scorers import make_scorer
 from prunelens.pruning.store import consolidate, write_part
-from prunelens.selection import Selection, select_examples
+from prunelens.selection import Selection, select_examples, skip_recorder, tokenized_chains
 
 RECORDS_NAME = "pruning.jsonl"
-SKIPPED_NAME = "skipped.jsonl"
 CONFIG_NAME = "run.json"
 # settings that change results: a resumed run must match them
 RESULT_KEYS = ("model", "objective", "keep", "steps", "dtype", "dataset", "split", "chains", "block", "screen",
@@ -117,17 +116,11 @@ def run_pruning(config: PruneConfig, progress: bool = True, log=print) -> RunSum
     from prunelens.models import load_model
 
     objective = Objective.parse(config.objective)
-    bench = get_benchmark(config.dataset)
     out_dir = config.output_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     check_run_config(out_dir, config)
     summary = RunSummary(out_dir, [])
-
-    def skip(error: BadRecordError) -> None:
-        log(f"skipped {error}")
-        summary.skipped.append(error.record_id)
-        append_jsonl(out_dir / SKIPPED_NAME, {"id": error.record_id, "error": str(error)})
-
+    skip = skip_recorder(out_dir, log, summary.skipped)
     examples = select_examples(config, skip)
     records_path = out_dir / RECORDS_NAME
     done = {record["id"] for record in read_finished(records_path)}
@@ -135,14 +128,8 @@ def run_pruning(config: PruneConfig, progress: bool = True, log=print) -> RunSum
     if todo:
         loaded = load_model(config.model, device=config.device, dtype=config.dtype)
         scorer = make_scorer(config.scorer, loaded.model, config.token_budget)
-        for example in tqdm(todo, desc="examples", disable=not progress):
-            try:
-                chain = tokenize_chain(loaded.tokenizer, bench, example, loaded.max_positions)
-            except BadRecordError as error:
-                if not config.skip_bad:
-                    raise
-                skip(error)
-                continue
+        for example, chain in tqdm(tokenized_chains(config, todo, loaded, skip), total=len(todo), desc="examples",
+                                   disable=not progress):  # fmt: skip
             total = planned_steps(len(chain.reasoning_ids), config.keep, config.steps)
             with tqdm(total=total, desc=example.id, unit="step", leave=False, disable=not progress) as bar:
                 result = greedy_prune(
