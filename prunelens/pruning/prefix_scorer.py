@@ -1,18 +1,16 @@
-"""Exact fast scorer: prompt and shared-prefix KV reuse, candidate suffixes batched by length.
+"""Exact fast scorer: prompt and shared-prefix KV reuse, candidate suffixes packed into rows.
 
 A candidate c shares a prefix of length l with the trunk (the current chain). Everything up to
 prompt + trunk[:l] is already in the trunk's KV cache, and the log-probs of those tokens are already
 known, so only the suffix c[l:] + answer is recomputed, at its true positions. Suffixes are packed
 into rows, a long one beside a short one so rows come out nearly equal in length, and the rows are
 batched over the shared cache; a 4D mask lets each suffix see cache[0 : P + l] and itself (causally),
-nothing else.
-The trunk is cached across calls: when it changes (the chosen deletion), only its tail is recomputed.
+nothing else. The trunk is cached across calls: when it changes (the chosen deletion), only its tail is recomputed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 
 from prunelens.pruning.objectives import Objective
 from prunelens.pruning.scorer import ScorerStats, target_logprobs
