@@ -101,21 +101,23 @@ def test_features_run_store_and_resume(tmp_path, tiny_model_dir):
     from prunelens.probes.store import open_features
 
     chains = tmp_path / "chains.jsonl"
-    rows = [{"id": f"c{i}", "question": "What is 2 + 2?", "reasoning": "2 + 2 = 4" + " so" * i, "answer": "4"} for i in range(3)]
+    # ids of growing length: a store once cut later ids to the first one's width ("c10" -> "c1")
+    rows = [{"id": f"c{10 ** i}", "question": "What is 2 + 2?", "reasoning": "2 + 2 = 4" + " so" * i, "answer": "4"}
+            for i in range(3)]  # fmt: skip
     chains.write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))
     config = FeaturesConfig(model=str(tiny_model_dir), chains=chains, out=tmp_path / "f", limit=None, float16=True)
     store, records = run_features(config, progress=False)
     chains.write_text("".join(json.dumps(r) + "\n" for r in rows))
     store, records = run_features(config, progress=False)
-    assert [r["id"] for r in records] == ["c0", "c1", "c2"]
+    assert [r["id"] for r in records] == ["c1", "c10", "c100"]
     with open_features(tmp_path / "f") as data:
         assert data["attention"].dims == ("token", "layer", "head") and data["attention"].dtype == np.float16
         assert data.sizes["layer"] == 2 and data.sizes["head"] == 4
-        assert list(dict.fromkeys(data["example_id"].values)) == ["c0", "c1", "c2"]
+        assert list(dict.fromkeys(data["example_id"].values)) == ["c1", "c10", "c100"]
         assert set(data["example_index"].values) == {0, 1, 2}
         assert data.attrs["model"] == str(tiny_model_dir) and "mean over later positions" in data.attrs["feature_definition"]
         assert "torch==" in data.attrs["versions"]
-        first = data.where(data["example_id"] == "c0", drop=True)
+        first = data.where(data["example_id"] == "c1", drop=True)
         assert "".join(first["token_text"].values) == rows[0]["reasoning"]
         assert list(first["position"].values) == list(range(first.sizes["token"]))
         np.testing.assert_allclose(first["h2o"].values, records[0]["importance"])

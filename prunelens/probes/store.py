@@ -70,6 +70,9 @@ def consolidate(out_dir: Path, example_ids: list[str]) -> Path:
         parts.append(part.assign_coords(example_index=("token", np.full(part.sizes["token"], index))))
     combined = xr.concat(parts, dim="token", data_vars="all", coords="different", compat="equals",
                          combine_attrs="override")  # fmt: skip
+    # each part's encoding pins its string width (e.g. <U13 for "gsm8k-train-0"): drop it, or longer
+    # ids from later parts would be cut to that width on write
+    combined = combined.drop_encoding()
     target = Path(out_dir) / STORE_NAME
     write_atomic(combined, target)
     return target
