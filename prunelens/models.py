@@ -46,10 +46,6 @@ class LoadedModel:
     name: str
 
     @property
-    def device(self):
-        return next(self.model.parameters()).device
-
-    @property
     def max_positions(self) -> int | None:
         config = self.model.config
         return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)

@@ -85,7 +85,7 @@ def run_modes(loaded, chains, modes, objective="joint", keep=0.5, token_budget=1
     return results
 
 
-def markdown_table(chains, results, flops: float, params: int, reference: str = "naive", exact: str = "fast") -> str:
+def markdown_table(chains, results, flops: float, params: int, reference: str = "naive") -> str:
     """The benchmark table; agreement columns compare each mode with the exact ``reference`` orders."""
     base = results[reference]
     head = ("| mode | s/example | cand. tok/s | tokens computed | speed-up vs naive | FLOP-bound speed-up | "
