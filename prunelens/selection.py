@@ -33,10 +33,19 @@ class Selection:
     shard: str | None = None  # "K/N": every N-th selected example, starting at K
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """'K/N' → (K, N) with 0 ≤ K < N."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise PrunelensError(f"--shard must look like K/N (e.g. 0/4), got {text!r}") from None
+    if not 0 <= index < count:
+        raise PrunelensError(f"--shard {text}: K must satisfy 0 ≤ K < N")
+    return index, count
+
+
 def select_examples(selection: Selection, on_skip) -> list[Example]:
     """The examples a selection names; bad records go to ``on_skip`` when ``skip_bad``, else raise."""
-    from prunelens.pruning.merge import parse_shard
-
     if selection.chains is not None:
         examples = load_chains(selection.chains, dataset=selection.dataset, skip_bad=selection.skip_bad, on_skip=on_skip)
     else:

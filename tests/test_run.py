@@ -127,7 +127,8 @@ def test_unknown_ids_are_reported(tmp_path, tiny_model_dir):
 
 
 def test_shards_partition_the_examples_and_merge_back(tmp_path, tiny_model_dir):
-    from prunelens.pruning.merge import merge_runs, parse_shard
+    from prunelens.pruning.merge import merge_runs
+    from prunelens.selection import parse_shard
 
     whole = run_pruning(config_for(tmp_path, tiny_model_dir, "whole"), progress=False)
     shards = [run_pruning(config_for(tmp_path, tiny_model_dir, f"s{k}", shard=f"{k}/2"), progress=False) for k in (0, 1)]

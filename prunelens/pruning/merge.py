@@ -11,17 +11,6 @@ from prunelens.jsonl import append_jsonl, read_finished
 from prunelens.pruning.store import consolidate, part_path
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """'K/N' → (K, N) with 0 ≤ K < N."""
-    try:
-        index, count = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise PrunelensError(f"--shard must look like K/N (e.g. 0/4), got {text!r}") from None
-    if not 0 <= index < count:
-        raise PrunelensError(f"--shard {text}: K must satisfy 0 ≤ K < N")
-    return index, count
-
-
 def merge_runs(out_dir: Path, shard_dirs: list[Path]) -> int:
     """Merge shard folders into ``out_dir``; returns the number of records. Shards must share settings."""
     from prunelens.pruning.run import CONFIG_NAME, RECORDS_NAME

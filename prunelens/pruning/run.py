@@ -12,11 +12,10 @@ from prunelens.errors import PrunelensError
 from prunelens.jsonl import append_jsonl, read_finished
 from prunelens.pruning.chain import TokenizedChain
 from prunelens.pruning.greedy import Approximation, GreedyResult, greedy_prune, planned_steps
-from prunelens.pruning.merge import parse_shard
 from prunelens.pruning.objectives import Objective
 from prunelens.pruning.scorers import make_scorer
 from prunelens.pruning.store import consolidate, write_part
-from prunelens.selection import Selection, select_examples, skip_recorder, tokenized_chains
+from prunelens.selection import Selection, parse_shard, select_examples, skip_recorder, tokenized_chains
 
 RECORDS_NAME = "pruning.jsonl"
 CONFIG_NAME = "run.json"
