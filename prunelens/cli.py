@@ -64,8 +64,9 @@ def prune(
     token_budget: Annotated[int, typer.Option(min=1, help="max tokens per forward batch")] = 1024,
     scorer: Annotated[str, typer.Option(help="fast (exact, prefix KV reuse) | naive (exact) | vllm")] = "fast",
     block: Annotated[float, typer.Option(min=0.0, help="APPROXIMATE unless 1: deletions per round (k, or fraction < 1)")] = 1,
-    screen: Annotated[Optional[int], typer.Option(min=1, help="APPROXIMATE: score only the top-m candidates")] = None,
-    rescore_every: Annotated[int, typer.Option(min=1, help="with --screen: full exact rescore every R rounds")] = 5,
+    screen: Annotated[Optional[int], typer.Option(min=1, help="APPROXIMATE: lazily score the m likeliest candidates")] = None,
+    rescore_every: Annotated[int, typer.Option(min=0, help="with --screen: score all every R rounds (0: first only)")] = 5,
+    neighbors: Annotated[int, typer.Option(min=0, help="with --screen: also score w survivors each side of a deletion")] = 1,
     skip_bad: SkipBad = False,
     data_dir: DataDir = None,
     shard: Shard = None,
@@ -79,6 +80,7 @@ def prune(
         model=model, dataset=dataset, split=split, limit=limit, ids=split_ids(ids), chains=chains,
         objective=objective, keep=keep, steps=steps, out=out, device=device, dtype=dtype,
         token_budget=token_budget, scorer=scorer, block=block, screen=screen, rescore_every=rescore_every,
+        neighbors=neighbors,
         skip_bad=skip_bad, data_dir=data_dir, shard=shard,
     )  # fmt: skip
     try:

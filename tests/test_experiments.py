@@ -18,6 +18,12 @@ def test_agreement_metrics():
     assert hit_at_s(order, [0, 2, 3, 1], 4, 1.0, 0.5) == 0.0
     assert hit_at_s(order, [3, 0, 1, 2], 4, 1.0, 0.5) == 0.5
     assert np.isnan(hit_at_s(order, order, 4, 1.0, 0.9))  # no token leaves in that band
+    # the ranking is restricted to the tokens the reference still has at the band's start: deleting
+    # token 1 one band early still ranks it ahead of the tokens the reference keeps
+    reference, early = list(range(10)), [1, 0, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert hit_at_s(reference, early, 10, 0.9, 0.7) == 1.0
+    assert hit_at_s(reference, early, 10, 1.0, 0.9) == 0.0
+    assert hit_at_s(reference, [0, 9, 8, 1, 2], 10, 0.9, 0.7) == 0.0
     assert list(deletion_ranks([2, 0], 4)) == [1, 2, 0, 2]
     assert kendall_tau(order, order, 4) == 1.0 and kendall_tau(order, order[::-1], 4) < 0
 

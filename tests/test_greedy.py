@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import tiny_model
-from prunelens.pruning.greedy import greedy_prune
+from prunelens.pruning.greedy import Approximation, _neighbors, greedy_prune
 from prunelens.pruning.keep import kept_positions, marked_text, n_keep, pruned_ids, pruned_text
 from prunelens.pruning.scorer import HFScorer
 
@@ -86,3 +86,51 @@ def test_keep_fraction_helpers():
     assert marked_text(record, 1.0) == "A b c d"
     with pytest.raises(ValueError, match="not reached"):
         pruned_text(record, 0.25)
+
+
+class AdditiveScorer:
+    """Objective = the sum of per-token values kept: each deletion costs its token's value, whatever
+    else is gone. Counts the candidates it scores."""
+
+    def __init__(self, values):
+        self.values, self.scored = values, 0
+
+    def score(self, prompt_ids, candidates, answer_ids, objective, trunk=None):
+        self.scored += len(candidates)
+        return np.array([sum(self.values[t] for t in c) for c in candidates], dtype=float)
+
+
+def test_lazy_screening_is_exact_when_deletion_costs_do_not_fall():
+    values = np.random.default_rng(5).permutation(40).astype(float) + 1
+    reasoning = list(range(40))
+    exact_scorer, lazy_scorer = AdditiveScorer(values), AdditiveScorer(values)
+    exact = greedy_prune(exact_scorer, [], reasoning, [], "joint", keep=0.25)
+    lazy = greedy_prune(lazy_scorer, [], reasoning, [], "joint", keep=0.25,
+                        approximation=Approximation(screen=3, rescore_every=0, neighbors=1))  # fmt: skip
+    assert lazy.deletion_order == exact.deletion_order == list(np.argsort(values)[:30])
+    assert lazy.step_scores == exact.step_scores
+    assert lazy_scorer.scored < exact_scorer.scored / 4
+
+
+def test_lazy_screening_widens_when_a_stale_cost_undercuts_the_fresh_best():
+    class Rising(AdditiveScorer):
+        """Keeping token 7 costs 100 per pair of deleted tokens: from the second deletion on, deleting 7 is cheapest."""
+
+        def score(self, prompt_ids, candidates, answer_ids, objective, trunk=None):
+            base = super().score(prompt_ids, candidates, answer_ids, objective, trunk)
+            gone = [10 - len(c) for c in candidates]
+            return base - 100 * np.array([g * (g - 1) / 2 if 7 in c else 0 for c, g in zip(candidates, gone)])
+
+    values = np.arange(10, dtype=float) + 1
+    scorer = Rising(values)
+    out = greedy_prune(scorer, [], list(range(10)), [], "joint", keep=0.5,
+                       approximation=Approximation(screen=2, rescore_every=0, neighbors=0))  # fmt: skip
+    assert out.deletion_order[:2] == [0, 7]  # 7 was never among the two cheapest but is found lazily
+
+
+def test_neighbors_are_the_nearest_survivors_of_a_deletion():
+    alive = [0, 1, 3, 4, 6, 9]
+    assert _neighbors(alive, [5], 1) == {3, 4}  # 4 and 6
+    assert _neighbors(alive, [5], 2) == {2, 3, 4, 5}
+    assert _neighbors(alive, [2, 10], 1) == {1, 2, 5}
+    assert _neighbors(alive, [5], 0) == set()

@@ -6,7 +6,7 @@ import torch
 
 from conftest import tiny_model
 from prunelens.pruning.objectives import Objective
-from prunelens.pruning.scorer import HFScorer
+from prunelens.pruning.scorer import HFScorer, target_logprobs
 
 
 def direct_objective(model, prompt, reasoning, answer, objective):
@@ -43,3 +43,17 @@ def test_token_budget_splits_batches_without_changing_scores():
     )
     assert small.stats.forward_calls == 7 and big.stats.forward_calls == 1
     assert small.stats.tokens_computed == big.stats.tokens_computed == 7 * 12
+
+
+@pytest.mark.parametrize("cap", [None, 3.0])
+def test_target_logprobs_tiled_over_vocabulary_equal_log_softmax(cap):
+    model = tiny_model("llama")
+    model.config.final_logit_softcapping = cap
+    hidden = torch.randn(11, model.config.hidden_size, dtype=torch.float64)
+    targets = torch.tensor([0, 95, 6, 7, 50, 13, 14, 89, 20, 1, 2])  # tile edges and both ends of the vocabulary
+    logits = model.get_output_embeddings()(hidden)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    expected = torch.log_softmax(logits, dim=-1).gather(1, targets[:, None]).squeeze(1)
+    tiled = target_logprobs(model, hidden, targets, chunk_rows=4, vocab_tile=7)  # 7 does not divide 96
+    torch.testing.assert_close(tiled, expected, rtol=0, atol=1e-12)

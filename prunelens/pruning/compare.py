@@ -17,11 +17,17 @@ def removed_between(order: Sequence[int], n: int, high: float, low: float) -> se
 
 
 def hit_at_s(reference: Sequence[int], other: Sequence[int], n: int, high: float, low: float) -> float:
-    """|other's deletions in the band ∩ S| / |S|, S = the reference's deletions in the band (NaN if S is empty)."""
+    """Hit@|S| of ``other``'s deletion order used as a ranking, as DESIGN.md defines it for rankings:
+    S = the reference's deletions while the keep fraction falls from ``high`` to ``low``; among the
+    tokens the reference still has at ``high``, the |S| that ``other`` deletes first (ties and
+    never-deleted tokens by position); the share of S they cover (NaN if S is empty)."""
     target = removed_between(reference, n, high, low)
     if not target:
         return float("nan")
-    return len(removed_between(other, n, high, low) & target) / len(target)
+    gone = set(reference[: n - n_keep(n, high)])
+    ranks = deletion_ranks(other, n)
+    still = sorted((p for p in range(n) if p not in gone), key=lambda p: (ranks[p], p))
+    return len(set(still[: len(target)]) & target) / len(target)
 
 
 def deletion_ranks(order: Sequence[int], n: int) -> np.ndarray:

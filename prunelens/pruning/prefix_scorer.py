@@ -5,7 +5,9 @@ prompt + trunk[:l] is already in the trunk's KV cache, and the log-probs of thos
 known, so only the suffix c[l:] + answer is recomputed, at its true positions. Suffixes are packed
 into rows, a long one beside a short one so rows come out nearly equal in length, and the rows are
 batched over the shared cache; a 4D mask lets each suffix see cache[0 : P + l] and itself (causally),
-nothing else. The trunk is cached across calls: when it changes (the chosen deletion), only its tail is recomputed.
+nothing else. The trunk is cached across calls. The best candidate's KV and hidden states are kept from
+its batch: greedy deletes it, so it is the next trunk, and nothing is recomputed; any other new trunk
+has only its tail recomputed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,29 @@ class _Segment:
     tokens: list[int]  # suffix tokens fed to the model (the suffix minus its last token)
     targets: list[int]  # suffix tokens whose log-probs the objective sums
     first_target: int  # index in the suffix of the first summed token
+    tail: int  # chain tokens in the suffix (the rest is the answer)
+
+
+@dataclass
+class _Targets:
+    """Tokens whose log-probs a forward's final hidden states give, and the candidates they count for."""
+
+    hidden: object  # N × d
+    tokens: list[int]
+    sinks: list[int]
+
+
+@dataclass
+class _Kept:
+    """The best candidate so far, with what its batch computed for its chain tail."""
+
+    sequence: tuple[int, ...]
+    shared: int
+    score: float
+    index: int  # the candidate's index in its score call
+    kv: list[tuple]  # per layer (keys, values) of the tail positions
+    hidden: object  # final hidden states of the tail positions
+    logprobs: object | None  # log-probs of the tail tokens (None: not among the objective's targets)
 
 
 class PrefixCacheScorer:
@@ -50,12 +75,15 @@ class PrefixCacheScorer:
         self._kv: list[tuple] = []  # per layer (keys, values) for prompt + trunk
         self._hidden = None  # final hidden states at positions P-1 .. P+T-1 (row r predicts trunk[r])
         self._trunk_logprobs = None  # log p(trunk[r] | prompt, trunk[:r])
+        self._kept: _Kept | None = None
+        self._first_logprobs: dict = {}  # candidate → log-prob of its suffix token 0, this score call
 
     # -- model calls ---------------------------------------------------------------------------------
-    def _forward(self, tokens, positions, mask=None, keep_kv=False, cache_len=None, padding=0):
+    def _forward(self, tokens, positions, mask=None, cache_len=None, padding=0):
         """Run rows of tokens (B × L) over the cached prompt + trunk (its first ``cache_len`` positions,
-        shared by every row); returns final hidden states B × L × d and, with ``keep_kv``, keeps the KV.
-        ``padding`` of the B × L tokens are padding: counted apart from the real tokens."""
+        shared by every row); returns final hidden states B × L × d and the cache, which holds the
+        rows' KV after the shared positions. ``padding`` of the B × L tokens are padding: counted apart
+        from the real tokens."""
         import torch
         from transformers import DynamicCache
 
@@ -77,9 +105,7 @@ class PrefixCacheScorer:
         self.stats.forward_calls += 1
         self.stats.tokens_computed += sum(len(row) for row in tokens) - padding
         self.stats.padding_tokens += padding
-        if keep_kv:
-            self._kv = [(layer.keys, layer.values) for layer in cache.layers]
-        return output.last_hidden_state
+        return output.last_hidden_state, cache
 
     @property
     def device(self):
@@ -94,26 +120,40 @@ class PrefixCacheScorer:
 
         if self._prompt == tuple(prompt_ids):
             return
-        self._prompt, self._kv, self._trunk = tuple(prompt_ids), [], []
-        hidden = self._forward([list(prompt_ids)], [list(range(len(prompt_ids)))], keep_kv=True)[0]
-        self._hidden = hidden[-1:].clone()
+        self._prompt, self._kv, self._trunk, self._kept = tuple(prompt_ids), [], [], None
+        hidden, cache = self._forward([list(prompt_ids)], [list(range(len(prompt_ids)))])
+        self._kv = [(layer.keys, layer.values) for layer in cache.layers]
+        self._hidden = hidden[0, -1:].clone()
         self._trunk_logprobs = torch.empty(0, dtype=torch.float64, device=hidden.device)
 
     def _set_trunk(self, trunk) -> None:
         import torch
 
         trunk = list(trunk)
-        shared = common_prefix(self._trunk, trunk)
+        kept, self._kept = self._kept, None
+        if kept is not None and kept.sequence == tuple(trunk):
+            shared, tail_kv, tail_hidden, tail_logprobs = kept.shared, kept.kv, kept.hidden, kept.logprobs
+        else:
+            shared = common_prefix(self._trunk, trunk)
+            tail_kv, tail_hidden, tail_logprobs = None, None, None
         prompt_len = len(self._prompt)
         self._crop(prompt_len + shared)
         hidden = self._hidden[: shared + 1]
         logprobs = self._trunk_logprobs[:shared]
         if shared < len(trunk):
-            positions = list(range(prompt_len + shared, prompt_len + len(trunk)))
-            tail = self._forward([trunk[shared:]], [positions], keep_kv=True)[0]
-            hidden = torch.cat([hidden, tail])
-            targets = torch.tensor(trunk[shared:], device=hidden.device)
-            logprobs = torch.cat([logprobs, target_logprobs(self.model, hidden[shared:-1], targets).double()])
+            if tail_hidden is None:
+                positions = list(range(prompt_len + shared, prompt_len + len(trunk)))
+                tail, cache = self._forward([trunk[shared:]], [positions], cache_len=prompt_len + shared)
+                tail_hidden = tail[0]
+                tail_kv = [(layer.keys[..., prompt_len + shared :, :], layer.values[..., prompt_len + shared :, :])
+                           for layer in cache.layers]  # fmt: skip
+            self._kv = [(torch.cat([k, tk], dim=2), torch.cat([v, tv], dim=2))
+                        for (k, v), (tk, tv) in zip(self._kv, tail_kv)]  # fmt: skip
+            hidden = torch.cat([hidden, tail_hidden])
+            if tail_logprobs is None:
+                targets = torch.tensor(trunk[shared:], device=hidden.device)
+                tail_logprobs = target_logprobs(self.model, hidden[shared:-1], targets).double()
+            logprobs = torch.cat([logprobs, tail_logprobs])
         self._trunk, self._hidden, self._trunk_logprobs = trunk, hidden, logprobs
 
     # -- scoring -------------------------------------------------------------------------------------
@@ -129,28 +169,35 @@ class PrefixCacheScorer:
             segments = [self._segment(i, c, answer_ids, objective) for i, c in enumerate(candidates)]
             if objective is Objective.JOINT:
                 scores += prefix_sums[[s.shared for s in segments]]
-            self._score_first_targets(segments, scores)
+            first = self._first_targets(segments)
             for batch in self._batches(segments):
-                self._score_batch(batch, scores)
+                self._score_batch(batch, scores, first)
+                first = None
+            if first is not None:  # no suffix had tokens to feed
+                self._score_rows(first, scores)
         return scores.cpu().numpy()
 
     def _segment(self, index, candidate, answer_ids, objective) -> _Segment:
         shared = common_prefix(candidate, self._trunk)
         suffix = list(candidate[shared:]) + list(answer_ids)
         first = 0 if objective is Objective.JOINT else len(candidate) - shared
-        return _Segment(index, shared, suffix[:-1], suffix, first)
+        return _Segment(index, shared, suffix[:-1], suffix, first, len(candidate) - shared)
 
-    def _score_first_targets(self, segments, scores) -> None:
+    def _first_targets(self, segments) -> _Targets:
         """Suffix token 0 is predicted by the trunk's hidden state at the end of the shared prefix."""
+        chosen = [s for s in segments if s.first_target == 0]
+        return _Targets(self._hidden[[s.shared for s in chosen]], [s.targets[0] for s in chosen],
+                        [s.candidate for s in chosen])  # fmt: skip
+
+    def _score_rows(self, targets: _Targets, scores):
+        """Add the log-probs of ``targets`` to their candidates' scores; returns the log-probs."""
         import torch
 
-        chosen = [s for s in segments if s.first_target == 0]
-        if not chosen:
-            return
-        rows = self._hidden[[s.shared for s in chosen]]
-        targets = torch.tensor([s.targets[0] for s in chosen], device=rows.device)
-        logprobs = target_logprobs(self.model, rows, targets).double()
-        scores.index_add_(0, torch.tensor([s.candidate for s in chosen], device=rows.device), logprobs)
+        device = scores.device
+        tokens = torch.tensor(targets.tokens, device=device, dtype=torch.long)
+        logprobs = target_logprobs(self.model, targets.hidden, tokens).double()
+        scores.index_add_(0, torch.tensor(targets.sinks, device=device, dtype=torch.long), logprobs)
+        return logprobs
 
     def _rows(self, segments: list[_Segment]) -> list[list[_Segment]]:
         """Pack suffixes into rows of one width by first-fit decreasing. Suffix lengths fall evenly from
@@ -189,18 +236,20 @@ class PrefixCacheScorer:
         if batch:
             yield batch
 
-    def _score_batch(self, batch: list[list[_Segment]], scores) -> None:
-        """One forward over rows of packed suffixes and the shared cache; add target log-probs to ``scores``."""
+    def _score_batch(self, batch: list[list[_Segment]], scores, first: _Targets | None) -> None:
+        """One forward over rows of packed suffixes and the shared cache; add target log-probs to
+        ``scores``. ``first`` (first-target rows) joins this batch's output projection."""
         import torch
 
         device = self._hidden.device
         prompt_len = len(self._prompt)
         cache_len = prompt_len + max(s.shared for row in batch for s in row)  # nobody looks further
         width = max(sum(len(s.tokens) for s in row) for row in batch)
-        tokens, positions, owners, visible, rows, targets, sinks = [], [], [], [], [], [], []
+        tokens, positions, owners, visible, rows, targets, sinks, placed = [], [], [], [], [], [], [], []
         for number, row in enumerate(batch):
             row_tokens, row_positions, row_owner, row_visible = [], [], [], []
             for segment in row:
+                placed.append((segment, number, len(row_tokens), len(rows)))
                 start = number * width + len(row_tokens)
                 first_position = prompt_len + segment.shared
                 row_tokens += segment.tokens
@@ -219,10 +268,39 @@ class PrefixCacheScorer:
             visible.append(row_visible + [0] * pad)
         padding = len(batch) * width - sum(len(s.tokens) for row in batch for s in row)
         mask = self._batch_mask(owners, visible, cache_len, device)
-        hidden = self._forward(tokens, positions, mask, cache_len=cache_len, padding=padding)
+        hidden, cache = self._forward(tokens, positions, mask, cache_len=cache_len, padding=padding)
         flat = hidden.reshape(-1, hidden.shape[-1])[rows]
-        logprobs = target_logprobs(self.model, flat, torch.tensor(targets, device=device)).double()
-        scores.index_add_(0, torch.tensor(sinks, device=device), logprobs)
+        if first is not None:
+            self._first_logprobs = {}
+            if first.tokens:
+                flat = torch.cat([flat, first.hidden])
+                targets, sinks = targets + first.tokens, sinks + first.sinks
+        logprobs = self._score_rows(_Targets(flat, targets, sinks), scores)
+        if first is not None and first.tokens:
+            self._first_logprobs = dict(zip(first.sinks, logprobs[-len(first.tokens) :]))
+        self._keep_best(placed, scores, hidden, cache, cache_len, logprobs)
+
+    def _keep_best(self, placed, scores, hidden, cache, cache_len: int, logprobs) -> None:
+        """Keep the tail KV, hidden states and log-probs of this batch's best candidate if it beats the
+        best so far (ties go to the lower candidate index, as greedy's do): it is the likely next trunk."""
+        import torch
+
+        values = scores.tolist()
+        segment, number, offset, first_row = max(placed, key=lambda p: (values[p[0].candidate], -p[0].candidate))
+        score = values[segment.candidate]
+        best = self._kept
+        if best is not None and (best.score, -best.index) >= (score, -segment.candidate):
+            return
+        columns = slice(cache_len + offset, cache_len + offset + segment.tail)
+        kv = [(layer.keys[number : number + 1, :, columns].clone(), layer.values[number : number + 1, :, columns].clone())
+              for layer in cache.layers]  # fmt: skip
+        sequence = tuple(self._trunk[: segment.shared]) + tuple(segment.tokens[: segment.tail])
+        tail_hidden = hidden[number, offset : offset + segment.tail].clone()
+        tail_logprobs = None
+        if segment.first_target == 0 and segment.tail:  # the joint objective scored every tail token
+            rest = logprobs[first_row : first_row + segment.tail - 1]
+            tail_logprobs = torch.cat([self._first_logprobs[segment.candidate].reshape(1), rest])
+        self._kept = _Kept(sequence, segment.shared, score, segment.candidate, kv, tail_hidden, tail_logprobs)
 
     def _batch_mask(self, owners, visible, cache_len: int, device):
         """Additive mask (B, 1, W, cache_len + W): a token sees cache[0:visible] and, causally, the

@@ -21,7 +21,7 @@ RECORDS_NAME = "pruning.jsonl"
 CONFIG_NAME = "run.json"
 # settings that change results: a resumed run must match them
 RESULT_KEYS = ("model", "objective", "keep", "steps", "dtype", "dataset", "split", "chains", "block", "screen",
-               "rescore_every")
+               "rescore_every", "neighbors")
 
 
 @dataclass
@@ -37,6 +37,7 @@ class PruneConfig(Selection):
     block: float = 1
     screen: int | None = None
     rescore_every: int = 5
+    neighbors: int = 1
 
     def output_dir(self) -> Path:
         if self.out is not None:
@@ -47,7 +48,7 @@ class PruneConfig(Selection):
         return Path("runs") / f"prune-{source}-{model}-{self.objective}-k{self.keep:g}{shard}"
 
     def approximation(self) -> Approximation:
-        return Approximation(self.block, self.screen, self.rescore_every)
+        return Approximation(self.block, self.screen, self.rescore_every, self.neighbors)
 
     def identity(self) -> dict:
         values = asdict(self)
