@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import torch
 
 from conftest import DATA_DIR
 from prunelens.models import load_model
@@ -33,7 +34,7 @@ def test_benchmark_tables_on_a_tiny_model(tiny_model_dir):
     rng = np.random.default_rng(0)
     chains = [TokenizedChain(f"t{i}", rng.integers(0, 500, 12).tolist(), rng.integers(0, 500, 10).tolist(),
                              [5, 6], "", "", [], []) for i in range(2)]  # fmt: skip
-    modes = [m for m in DEFAULT_MODES if m.name in ("naive", "fast", "fast+block4")]
+    modes = [m for m in DEFAULT_MODES if m.name in ("naive", "fast", "fast bf16", "fast+block4", "fast+screen4/w3")]
     results = run_modes(loaded, chains, modes, progress=lambda line: None)
     assert results["fast"].orders == results["naive"].orders
     # naive computes every candidate in full, plus the unpruned chain once for the base score
@@ -41,6 +42,8 @@ def test_benchmark_tables_on_a_tiny_model(tiny_model_dir):
     assert results["fast"].tokens[0] < results["naive"].tokens[0]
     table = markdown_table(chains, results, flops=1e11, params=10**6)
     assert "| fast | " in table and table.count("| yes |") >= 2
+    assert "| fast bf16 | " in table and "| fast+screen4/w3 | " in table
+    assert next(loaded.model.parameters()).dtype == torch.float32  # the bf16 mode ran on a copy
     assert "| t0 | 12 | 10 | 2 |" in per_chain_table(chains, results)
 
 
