@@ -67,6 +67,7 @@ def prune(
     screen: Annotated[Optional[int], typer.Option(min=1, help="APPROXIMATE: lazily score the m likeliest candidates")] = None,
     rescore_every: Annotated[int, typer.Option(min=0, help="with --screen: score all every R rounds (0: first only)")] = 5,
     neighbors: Annotated[int, typer.Option(min=0, help="with --screen: also score w survivors each side of a deletion")] = 1,
+    window: Annotated[int, typer.Option(min=0, help="with --screen: pick the m by a local w-token cost estimate")] = 0,
     skip_bad: SkipBad = False,
     data_dir: DataDir = None,
     shard: Shard = None,
@@ -80,7 +81,7 @@ def prune(
         model=model, dataset=dataset, split=split, limit=limit, ids=split_ids(ids), chains=chains,
         objective=objective, keep=keep, steps=steps, out=out, device=device, dtype=dtype,
         token_budget=token_budget, scorer=scorer, block=block, screen=screen, rescore_every=rescore_every,
-        neighbors=neighbors,
+        neighbors=neighbors, window=window,
         skip_bad=skip_bad, data_dir=data_dir, shard=shard,
     )  # fmt: skip
     try:

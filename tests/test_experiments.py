@@ -34,7 +34,7 @@ def test_benchmark_tables_on_a_tiny_model(tiny_model_dir):
     rng = np.random.default_rng(0)
     chains = [TokenizedChain(f"t{i}", rng.integers(0, 500, 12).tolist(), rng.integers(0, 500, 10).tolist(),
                              [5, 6], "", "", [], []) for i in range(2)]  # fmt: skip
-    modes = [m for m in DEFAULT_MODES if m.name in ("naive", "fast", "fast bf16", "fast+block4", "fast+screen4/w3")]
+    modes = [m for m in DEFAULT_MODES if m.name in ("naive", "fast", "fast bf16", "fast+block4", "fast+lazy4/n3", "fast+window8/m4")]
     results = run_modes(loaded, chains, modes, progress=lambda line: None)
     assert results["fast"].orders == results["naive"].orders
     # naive computes every candidate in full, plus the unpruned chain once for the base score
@@ -42,7 +42,7 @@ def test_benchmark_tables_on_a_tiny_model(tiny_model_dir):
     assert results["fast"].tokens[0] < results["naive"].tokens[0]
     table = markdown_table(chains, results, flops=1e11, params=10**6)
     assert "| fast | " in table and table.count("| yes |") >= 2
-    assert "| fast bf16 | " in table and "| fast+screen4/w3 | " in table
+    assert "| fast bf16 | " in table and "| fast+lazy4/n3 | " in table and "| fast+window8/m4 | " in table
     assert next(loaded.model.parameters()).dtype == torch.float32  # the bf16 mode ran on a copy
     assert "| t0 | 12 | 10 | 2 |" in per_chain_table(chains, results)
 

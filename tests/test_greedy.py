@@ -5,8 +5,10 @@ import pytest
 import torch
 
 from conftest import tiny_model
-from prunelens.pruning.greedy import Approximation, _neighbors, greedy_prune
+from prunelens.errors import PrunelensError
+from prunelens.pruning.greedy import Approximation, _neighbors, greedy_prune, window_costs
 from prunelens.pruning.keep import kept_positions, marked_text, n_keep, pruned_ids, pruned_text
+from prunelens.pruning.prefix_scorer import PrefixCacheScorer
 from prunelens.pruning.scorer import HFScorer
 
 
@@ -134,3 +136,58 @@ def test_neighbors_are_the_nearest_survivors_of_a_deletion():
     assert _neighbors(alive, [5], 2) == {2, 3, 4, 5}
     assert _neighbors(alive, [2, 10], 1) == {1, 2, 5}
     assert _neighbors(alive, [5], 0) == set()
+
+
+class CountingScorer(AdditiveScorer):
+    """An additive scorer that records how many candidates each call scores."""
+
+    def __init__(self, values):
+        super().__init__(values)
+        self.calls = []
+
+    def score(self, prompt_ids, candidates, answer_ids, objective, trunk=None):
+        self.calls.append(len(candidates))
+        return super().score(prompt_ids, candidates, answer_ids, objective, trunk)
+
+
+def test_window_screening_is_exact_for_local_costs_and_refreshes_only_near_the_deletion():
+    values = np.random.default_rng(6).permutation(60).astype(float) + 1
+    reasoning = list(range(60))
+    exact = greedy_prune(AdditiveScorer(values), [], reasoning, [], "joint", keep=0.5)
+    scorer = CountingScorer(values)
+    window = greedy_prune(scorer, [], reasoning, [], "joint", keep=0.5,
+                          approximation=Approximation(screen=3, rescore_every=0, window=4))  # fmt: skip
+    assert window.deletion_order == exact.deletion_order
+    # calls per round: window before / after, then exact; round 0 estimates all 55 inner candidates,
+    # later rounds at most the 2w + 1 around the last deletion
+    assert scorer.calls[1:3] == [55, 55] and scorer.calls[3] == 3 + 5
+    assert max(scorer.calls[4:]) <= 2 * 4 + 1 + 3 + 5 and np.isnan(window.candidate_scores[1]).sum() > 40
+
+
+def test_window_covering_the_chain_scores_every_candidate_exactly():
+    model = tiny_model("llama", seed=7)
+    rng = np.random.default_rng(8)
+    prompt, reasoning, answer = (rng.integers(0, 96, k).tolist() for k in (4, 12, 2))
+    exact = greedy_prune(HFScorer(model), prompt, reasoning, answer, "joint", keep=0.5)
+    covering = greedy_prune(HFScorer(model), prompt, reasoning, answer, "joint", keep=0.5,
+                            approximation=Approximation(screen=1, rescore_every=0, window=12))  # fmt: skip
+    assert covering.deletion_order == exact.deletion_order
+    np.testing.assert_allclose(covering.candidate_scores, exact.candidate_scores, atol=1e-9)
+
+
+def test_window_costs_are_local_log_prob_changes():
+    model = tiny_model("qwen2", seed=9)
+    rng = np.random.default_rng(10)
+    prompt, current = rng.integers(0, 96, 5).tolist(), rng.integers(0, 96, 10).tolist()
+    naive = HFScorer(model)
+    costs = window_costs(PrefixCacheScorer(model), prompt, current, [0, 3, 5], 3)
+    for k, cost in costs.items():
+        whole, cut = current[: k + 4], current[:k] + current[k + 1 : k + 4]
+        expected = naive.score(prompt, [whole], [], "joint")[0] - naive.score(prompt, [cut], [], "joint")[0]
+        assert cost == pytest.approx(expected, abs=1e-4)
+
+
+def test_window_screening_needs_the_joint_objective():
+    with pytest.raises(PrunelensError, match="joint"):
+        greedy_prune(AdditiveScorer(np.ones(5)), [], list(range(5)), [], "answer",
+                     approximation=Approximation(screen=2, window=2))  # fmt: skip

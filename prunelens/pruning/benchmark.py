@@ -30,8 +30,9 @@ DEFAULT_MODES = (
     Mode("fast bf16", "fast", dtype="bfloat16"),
     Mode("fast+block4", "fast", Approximation(block=4)),
     Mode("fast+block10%", "fast", Approximation(block=0.1)),
-    Mode("fast+screen4/w3", "fast", Approximation(screen=4, rescore_every=0, neighbors=3)),
-    Mode("fast+screen6/R4/w2", "fast", Approximation(screen=6, rescore_every=4, neighbors=2)),
+    Mode("fast+lazy4/n3", "fast", Approximation(screen=4, rescore_every=0, neighbors=3)),
+    Mode("fast+window8/m4", "fast", Approximation(screen=4, rescore_every=0, window=8)),
+    Mode("fast+window16/m4", "fast", Approximation(screen=4, rescore_every=0, window=16)),
 )
 
 

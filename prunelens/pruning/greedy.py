@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from prunelens.errors import PrunelensError
 from prunelens.pruning.keep import n_keep
 from prunelens.pruning.objectives import Objective
 from prunelens.pruning.scorer import Scorer
@@ -23,17 +24,26 @@ from prunelens.pruning.scorer import Scorer
 class Approximation:
     """``block``: deletions per round; an integer k ≥ 1, or a fraction < 1 of the remaining tokens.
 
-    ``screen``: lazy screening. A candidate's last known *cost* is how much its deletion lowered the
-    objective when it was last scored. A round scores the m candidates of lowest last known cost and
-    the ``neighbors`` nearest surviving tokens on each side of the last round's deletions (whose
-    costs a deletion changes most), then m more while some unscored candidate's last known cost is
-    below the best fresh one (lazy greedy: exact whenever costs only grow as the chain shrinks).
-    Every ``rescore_every``-th round scores all candidates (0: only the first round)."""
+    ``screen``: score exactly only m candidates per round, chosen one of two ways.
+
+    - ``window`` = 0, lazy screening: a candidate's last known *cost* is how much its deletion lowered
+      the objective when it was last scored. A round scores the m candidates of lowest last known
+      cost and the ``neighbors`` nearest survivors on each side of the last round's deletions (whose
+      costs a deletion changes most), then m more while some unscored candidate's last known cost is
+      below the best fresh one (lazy greedy: exact whenever costs only grow as the chain shrinks).
+    - ``window`` = w > 0, window screening (joint objective): every candidate's cost is estimated
+      locally, from the log-probs of the w chain tokens after it (the rest of the chain and the answer
+      taken as unchanged), at w − 1 recomputed tokens per candidate with the fast scorer; the m of
+      lowest estimate are scored exactly, as are the candidates whose window reaches the chain's end.
+
+    Every ``rescore_every``-th round scores all candidates (0: none; lazy screening always scores all
+    in the first round, where it has no costs yet)."""
 
     block: float = 1
     screen: int | None = None
     rescore_every: int = 5
     neighbors: int = 1
+    window: int = 0
 
     @property
     def exact(self) -> bool:
@@ -46,7 +56,7 @@ class Approximation:
 
     def full_round(self, round_index: int, remaining: int) -> bool:
         """Whether this round scores every candidate."""
-        if self.screen is None or self.screen >= remaining or round_index == 0:
+        if self.screen is None or self.screen >= remaining or (round_index == 0 and not self.window):
             return True
         return self.rescore_every > 0 and round_index % self.rescore_every == 0
 
@@ -99,38 +109,108 @@ def greedy_prune(
     ``on_step`` is called with the number of deletions made in each round.
     """
     objective = Objective.parse(objective)
+    if approximation.window and objective is not Objective.JOINT:
+        raise PrunelensError("window screening estimates costs from chain log-probs: it needs --objective joint")
     started = time.perf_counter()
     n = len(reasoning_ids)
     steps = planned_steps(n, keep, max_steps)
     base = float(scorer.score(prompt_ids, [reasoning_ids], answer_ids, objective)[0])
-    alive = list(range(n))
-    current = list(reasoning_ids)
-    level = base  # the objective of the current chain
-    cost = np.full(n, np.nan)  # last known objective drop of deleting each position
-    order, best_scores, rows, last_deleted = [], [], [], []
+    chain = _Chain(scorer, prompt_ids, list(reasoning_ids), answer_ids, objective, base)
+    screen = _Screen(approximation, n)
+    order, best_scores, rows = [], [], []
     while len(order) < steps:
-        score_of = _score_round(scorer, prompt_ids, current, answer_ids, objective, approximation, len(rows),
-                                _neighbors(alive, last_deleted, approximation.neighbors), cost, alive, level)  # fmt: skip
+        score_of = screen.round_scores(chain, len(rows))
         chosen = sorted(score_of)
         row = np.full(n, np.nan)
-        row[[alive[k] for k in chosen]] = [score_of[k] for k in chosen]
+        row[[chain.alive[k] for k in chosen]] = [score_of[k] for k in chosen]
         rows.append(row)
-        cost[[alive[k] for k in chosen]] = [level - score_of[k] for k in chosen]
-        count = min(steps - len(order), approximation.deletions(len(current)))
+        count = min(steps - len(order), approximation.deletions(len(chain.current)))
         ranked = sorted(chosen, key=lambda k: (-score_of[k], k))[:count]
-        last_deleted = [alive[k] for k in ranked]
-        order += last_deleted
+        deleted = [chain.alive[k] for k in ranked]
+        screen.record(chain, score_of, deleted)
+        order += deleted
         best_scores += [float(score_of[k]) for k in ranked]
-        for k in sorted(ranked, reverse=True):
-            del alive[k], current[k]
-        if count == 1:
-            level = best_scores[-1]
-        elif approximation.screen is not None and current:  # several deleted: the new level is not a score
-            level = float(scorer.score(prompt_ids, [current], answer_ids, objective, trunk=current)[0])
+        chain.delete(ranked, best_scores[-1] if count == 1 else None, refresh_level=approximation.screen is not None)
         if on_step is not None:
             on_step(len(ranked))
     table = np.array(rows) if rows else np.empty((0, n))
     return GreedyResult(order, best_scores, table, base, time.perf_counter() - started)
+
+
+class _Chain:
+    """The chain being pruned: its surviving positions, tokens and objective (``level``)."""
+
+    def __init__(self, scorer, prompt_ids, reasoning_ids, answer_ids, objective, level: float):
+        self.scorer, self.prompt_ids, self.answer_ids, self.objective = scorer, prompt_ids, answer_ids, objective
+        self.alive, self.current, self.level = list(range(len(reasoning_ids))), reasoning_ids, level
+
+    def deletion_scores(self, indices) -> dict[int, float]:
+        """{index into ``current``: the objective after deleting it}."""
+        values = _score_deletions(self.scorer, self.prompt_ids, self.current, self.answer_ids, self.objective, indices)
+        return dict(zip(indices, values))
+
+    def delete(self, indices, new_level: float | None, refresh_level: bool) -> None:
+        """Delete indices into ``current``; ``new_level`` is the new chain's objective when known, else
+        it is scored if ``refresh_level`` (screening needs it)."""
+        for k in sorted(indices, reverse=True):
+            del self.alive[k], self.current[k]
+        if new_level is not None:
+            self.level = new_level
+        elif refresh_level and self.current:
+            scores = self.scorer.score(self.prompt_ids, [self.current], self.answer_ids, self.objective,
+                                       trunk=self.current)  # fmt: skip
+            self.level = float(scores[0])
+
+
+class _Screen:
+    """Which candidates a round scores (see ``Approximation``), with what screening remembers, by
+    original position: each candidate's last known cost and window estimate."""
+
+    def __init__(self, approximation: Approximation, n: int):
+        self.approximation = approximation
+        self.cost = np.full(n, np.nan)
+        self.estimate = np.full(n, np.nan)
+        self.last_deleted: list[int] = []
+
+    def record(self, chain: _Chain, score_of: dict[int, float], deleted: list[int]) -> None:
+        for k, value in score_of.items():
+            self.cost[chain.alive[k]] = chain.level - value
+        self.last_deleted = deleted
+
+    def round_scores(self, chain: _Chain, round_index: int) -> dict[int, float]:
+        everything = list(range(len(chain.current)))
+        if self.approximation.full_round(round_index, len(chain.current)):
+            return chain.deletion_scores(everything)
+        if self.approximation.window:
+            return self._window_round(chain)
+        return self._lazy_round(chain)
+
+    def _lazy_round(self, chain: _Chain) -> dict[int, float]:
+        m, cost, alive = self.approximation.screen, self.cost, chain.alive
+        queue = sorted(range(len(alive)), key=lambda k: (cost[alive[k]], k))  # cheapest known deletions first
+        wanted = set(queue[:m]) | _neighbors(alive, self.last_deleted, self.approximation.neighbors)
+        score_of: dict[int, float] = {}
+        while wanted:
+            score_of.update(chain.deletion_scores(sorted(wanted)))
+            waiting = [k for k in queue if k not in score_of]
+            best_cost = chain.level - max(score_of.values())
+            wanted = set(waiting[:m]) if waiting and cost[alive[waiting[0]]] < best_cost else set()
+        return score_of
+
+    def _window_round(self, chain: _Chain) -> dict[int, float]:
+        """Window estimates are refreshed only where the last deletion can have changed them: for the
+        candidates whose window reaches it and the w after it (and any never estimated)."""
+        w, alive = self.approximation.window, chain.alive
+        inner = [k for k in range(len(alive)) if k + 1 + w < len(alive)]
+        stale = {k for k in inner if np.isnan(self.estimate[alive[k]])}
+        for position in self.last_deleted:
+            at = bisect.bisect_left(alive, position)
+            stale.update(range(max(0, at - w - 1), min(len(inner), at + w)))
+        fresh = window_costs(chain.scorer, chain.prompt_ids, chain.current, sorted(stale), w)
+        for k, value in fresh.items():
+            self.estimate[alive[k]] = value
+        ranked = sorted(inner, key=lambda k: (self.estimate[alive[k]], k))[: self.approximation.screen]
+        return chain.deletion_scores(sorted(ranked + list(range(len(inner), len(alive)))))
 
 
 def _neighbors(alive: list[int], deleted: list[int], width: int) -> set[int]:
@@ -142,24 +222,16 @@ def _neighbors(alive: list[int], deleted: list[int], width: int) -> set[int]:
     return near
 
 
-def _score_round(scorer, prompt_ids, current, answer_ids, objective, approximation, round_index, near, cost,
-                 alive, level) -> dict[int, float]:  # fmt: skip
-    """This round's scores, {index into ``current``: objective after deleting it}: every candidate, or
-    a lazily screened subset (see ``Approximation``)."""
-    everything = list(range(len(current)))
-    if approximation.full_round(round_index, len(current)):
-        return dict(zip(everything, _score_deletions(scorer, prompt_ids, current, answer_ids, objective, everything)))
-    m = approximation.screen
-    queue = sorted(everything, key=lambda k: (cost[alive[k]], k))  # cheapest known deletions first
-    wanted = set(queue[:m]) | near
-    score_of: dict[int, float] = {}
-    while wanted:
-        fresh = sorted(wanted)
-        score_of.update(zip(fresh, _score_deletions(scorer, prompt_ids, current, answer_ids, objective, fresh)))
-        waiting = [k for k in queue if k not in score_of]
-        best_cost = level - max(score_of.values())
-        wanted = set(waiting[:m]) if waiting and cost[alive[waiting[0]]] < best_cost else set()
-    return score_of
+def window_costs(scorer, prompt_ids, current, indices, window: int) -> dict[int, float]:
+    """For each index k, how much deleting current[k] lowers the joint log-prob of the chain up to
+    the ``window`` tokens after k (the local part of its cost), {k: estimate}."""
+    if not indices:
+        return {}
+    whole = [current[: k + 1 + window] for k in indices]
+    cut = [current[:k] + current[k + 1 : k + 1 + window] for k in indices]
+    before = scorer.score(prompt_ids, whole, [], Objective.JOINT, trunk=current)
+    after = scorer.score(prompt_ids, cut, [], Objective.JOINT, trunk=current)
+    return dict(zip(indices, before - after))
 
 
 def _score_deletions(scorer, prompt_ids, current, answer_ids, objective, chosen) -> np.ndarray:

@@ -185,7 +185,7 @@ class PrefixCacheScorer:
 
     def _first_targets(self, segments) -> _Targets:
         """Suffix token 0 is predicted by the trunk's hidden state at the end of the shared prefix."""
-        chosen = [s for s in segments if s.first_target == 0]
+        chosen = [s for s in segments if s.first_target == 0 and s.targets]
         return _Targets(self._hidden[[s.shared for s in chosen]], [s.targets[0] for s in chosen],
                         [s.candidate for s in chosen])  # fmt: skip
 

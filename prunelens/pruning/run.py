@@ -21,7 +21,7 @@ RECORDS_NAME = "pruning.jsonl"
 CONFIG_NAME = "run.json"
 # settings that change results: a resumed run must match them
 RESULT_KEYS = ("model", "objective", "keep", "steps", "dtype", "dataset", "split", "chains", "block", "screen",
-               "rescore_every", "neighbors")
+               "rescore_every", "neighbors", "window")
 
 
 @dataclass
@@ -38,6 +38,7 @@ class PruneConfig(Selection):
     screen: int | None = None
     rescore_every: int = 5
     neighbors: int = 1
+    window: int = 0
 
     def output_dir(self) -> Path:
         if self.out is not None:
@@ -48,7 +49,7 @@ class PruneConfig(Selection):
         return Path("runs") / f"prune-{source}-{model}-{self.objective}-k{self.keep:g}{shard}"
 
     def approximation(self) -> Approximation:
-        return Approximation(self.block, self.screen, self.rescore_every, self.neighbors)
+        return Approximation(self.block, self.screen, self.rescore_every, self.neighbors, self.window)
 
     def identity(self) -> dict:
         values = asdict(self)

@@ -23,8 +23,9 @@ class ScorerStats:
 class Scorer(Protocol):
     """Scores candidate chains under one model.
 
-    ``score`` returns, for each candidate reasoning-id list (all of equal length), the objective's summed
-    log-probability of prompt + candidate + answer under teacher forcing, as float64. ``trunk`` is a
+    ``score`` returns, for each candidate reasoning-id list, the objective's summed log-probability of
+    prompt + candidate + answer under teacher forcing, as float64. Greedy deletion passes candidates of
+    equal length; window screening passes unequal ones and an empty answer. ``trunk`` is a
     reasoning sequence the candidates share prefixes with (the current chain during greedy pruning); a
     scorer may use it to reuse computation, and it never changes the scores.
     """
@@ -89,8 +90,8 @@ def target_logprobs(model, hidden, targets, chunk_rows: int = 512, vocab_tile: i
 class HFScorer:
     """Exact scorer by full forward passes: each candidate is scored as a whole sequence.
 
-    Candidates are stacked into batches of at most ``token_budget`` tokens; all have one length, so
-    there is no padding. Only the logits the objective needs are formed.
+    Candidates of one length are stacked into batches of at most ``token_budget`` tokens, so there is
+    no padding. Only the logits the objective needs are formed.
     """
 
     def __init__(self, model, token_budget: int = 4096):
@@ -103,19 +104,25 @@ class HFScorer:
 
         objective = Objective.parse(objective)
         device = next(self.model.parameters()).device
-        reasoning_len = len(candidates[0])
-        sequences = [list(prompt_ids) + list(c) + list(answer_ids) for c in candidates]
-        length = len(sequences[0])
-        first = objective.first_target(len(prompt_ids), reasoning_len)
-        per_batch = max(1, self.token_budget // length)
-        scores = np.empty(len(sequences), dtype=np.float64)
+        scores = np.zeros(len(candidates), dtype=np.float64)
+        by_length: dict[int, list[int]] = {}
+        for index, candidate in enumerate(candidates):
+            by_length.setdefault(len(candidate), []).append(index)
         with torch.inference_mode():
-            for start in range(0, len(sequences), per_batch):
-                ids = torch.tensor(sequences[start : start + per_batch], device=device)
-                hidden = self.model.base_model(input_ids=ids).last_hidden_state
-                rows = hidden[:, first - 1 : length - 1].reshape(-1, hidden.shape[-1])
-                logprobs = target_logprobs(self.model, rows, ids[:, first:].reshape(-1))
-                scores[start : start + len(ids)] = logprobs.view(len(ids), -1).double().sum(1).cpu().numpy()
-                self.stats.forward_calls += 1
-                self.stats.tokens_computed += ids.numel()
+            for reasoning_len, indices in by_length.items():
+                length = len(prompt_ids) + reasoning_len + len(answer_ids)
+                first = objective.first_target(len(prompt_ids), reasoning_len)
+                if first >= length:  # nothing to score
+                    continue
+                per_batch = max(1, self.token_budget // length)
+                for start in range(0, len(indices), per_batch):
+                    chunk = indices[start : start + per_batch]
+                    ids = torch.tensor([list(prompt_ids) + list(candidates[i]) + list(answer_ids) for i in chunk],
+                                       device=device)  # fmt: skip
+                    hidden = self.model.base_model(input_ids=ids).last_hidden_state
+                    rows = hidden[:, first - 1 : length - 1].reshape(-1, hidden.shape[-1])
+                    logprobs = target_logprobs(self.model, rows, ids[:, first:].reshape(-1))
+                    scores[chunk] = logprobs.view(len(chunk), -1).double().sum(1).cpu().numpy()
+                    self.stats.forward_calls += 1
+                    self.stats.tokens_computed += ids.numel()
         return scores
