@@ -1,8 +1,8 @@
 """Greedy pruning: delete, one at a time, the reasoning token whose deletion lowers the objective least.
 
 Exact by default. ``Approximation`` opts into two cheaper modes that the output record marks:
-block deletion (several tokens per scoring round) and candidate screening (score only the most
-promising candidates, lazily, with a full rescore every few rounds).
+block deletion (several tokens per scoring round) and candidate screening (score exactly only the
+most promising candidates, picked by their last known costs or by a cheap local estimate).
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ class Approximation:
       below the best fresh one (lazy greedy: exact whenever costs only grow as the chain shrinks).
     - ``window`` = w > 0, window screening (joint objective): every candidate's cost is estimated
       locally, from the log-probs of the w chain tokens after it (the rest of the chain and the answer
-      taken as unchanged), at w − 1 recomputed tokens per candidate with the fast scorer; the m of
-      lowest estimate are scored exactly, as are the candidates whose window reaches the chain's end.
+      taken as unchanged), at w − 1 recomputed tokens per candidate with the fast scorer, and after
+      the first round re-estimated only within w of the last deletion; the m of lowest estimate are
+      scored exactly, as are the candidates whose window reaches the chain's end.
 
     Every ``rescore_every``-th round scores all candidates (0: none; lazy screening always scores all
     in the first round, where it has no costs yet)."""
