@@ -91,6 +91,17 @@ def test_resume_refuses_other_settings(tmp_path, tiny_model_dir):
         run_pruning(config_for(tmp_path, tiny_model_dir, objective="answer"), progress=False)
 
 
+def test_resume_accepts_a_run_json_from_before_a_setting_existed(tmp_path, tiny_model_dir):
+    first = run_pruning(config_for(tmp_path, tiny_model_dir, limit=1), progress=False)
+    run_json = first.out_dir / "run.json"
+    saved = json.loads(run_json.read_text())
+    del saved["identity"]["window"], saved["identity"]["neighbors"]  # settings added later
+    run_json.write_text(json.dumps(saved))
+    assert run_pruning(config_for(tmp_path, tiny_model_dir), progress=False).new_ids == ["c2", "c3"]
+    with pytest.raises(PrunelensError, match="other settings.*window='0'"):
+        run_pruning(config_for(tmp_path, tiny_model_dir, screen=2, window=3), progress=False)
+
+
 @pytest.mark.parametrize(
     "bad,message",
     [({"id": "x", "question": "q", "reasoning": "  ", "answer": "1"}, "'x': empty reasoning"),

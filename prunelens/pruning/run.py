@@ -65,12 +65,13 @@ class RunSummary:
 
 
 def check_run_config(out_dir: Path, config: PruneConfig) -> None:
-    """Refuse to resume into a folder whose results came from different settings."""
+    """Refuse to resume into a folder whose results came from different settings. A setting that a
+    run's run.json predates counts as its default (the behaviour before the setting existed)."""
     path = out_dir / CONFIG_NAME
     identity = config.identity()
     if path.exists():
-        previous = json.loads(path.read_text()).get("identity", {})
-        changed = [f"{k}={previous.get(k)!r}" for k in RESULT_KEYS if previous.get(k) != identity[k]]
+        previous = {**PruneConfig().identity(), **json.loads(path.read_text()).get("identity", {})}
+        changed = [f"{k}={previous[k]!r}" for k in RESULT_KEYS if previous[k] != identity[k]]
         if changed:
             raise PrunelensError(
                 f"{out_dir} holds a run with other settings ({', '.join(changed)}); choose another --out"
