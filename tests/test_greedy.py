@@ -132,10 +132,11 @@ def test_lazy_screening_widens_when_a_stale_cost_undercuts_the_fresh_best():
 
 def test_neighbors_are_the_nearest_survivors_of_a_deletion():
     alive = [0, 1, 3, 4, 6, 9]
-    assert _neighbors(alive, [5], 1) == {3, 4}  # 4 and 6
-    assert _neighbors(alive, [5], 2) == {2, 3, 4, 5}
-    assert _neighbors(alive, [2, 10], 1) == {1, 2, 5}
-    assert _neighbors(alive, [5], 0) == set()
+    assert _neighbors(alive, [5], 1, 1) == {3, 4}  # 4 and 6
+    assert _neighbors(alive, [5], 2, 2) == {2, 3, 4, 5}
+    assert _neighbors(alive, [5], 2, 1) == {2, 3, 4}
+    assert _neighbors(alive, [2, 10], 1, 1) == {1, 2, 5}
+    assert _neighbors(alive, [5], 0, 0) == set()
 
 
 class CountingScorer(AdditiveScorer):
@@ -191,3 +192,14 @@ def test_window_screening_needs_the_joint_objective():
     with pytest.raises(PrunelensError, match="joint"):
         greedy_prune(AdditiveScorer(np.ones(5)), [], list(range(5)), [], "answer",
                      approximation=Approximation(screen=2, window=2))  # fmt: skip
+
+
+def test_only_lazy_screening_rescores_the_chain_after_a_block_deletion():
+    values = np.arange(30, dtype=float) + 1
+    calls = {}
+    for name, approximation in {"lazy": Approximation(block=2, screen=3, rescore_every=0),
+                                "window": Approximation(block=2, screen=3, rescore_every=0, window=4)}.items():  # fmt: skip
+        scorer = CountingScorer(values)
+        greedy_prune(scorer, [], list(range(30)), [], "joint", keep=0.5, approximation=approximation)
+        calls[name] = scorer.calls.count(1)  # the base score, then one chain score per round if needed
+    assert calls == {"lazy": 1 + 7, "window": 1}  # 15 deletions in 8 rounds; the last leaves no round after it

@@ -131,7 +131,7 @@ def greedy_prune(
         screen.record(chain, score_of, deleted)
         order += deleted
         best_scores += [float(score_of[k]) for k in ranked]
-        chain.delete(ranked, best_scores[-1] if count == 1 else None, refresh_level=approximation.screen is not None)
+        chain.delete(ranked, best_scores[-1] if count == 1 else None, refresh_level=screen.needs_level)
         if on_step is not None:
             on_step(len(ranked))
     table = np.array(rows) if rows else np.empty((0, n))
@@ -152,7 +152,7 @@ class _Chain:
 
     def delete(self, indices, new_level: float | None, refresh_level: bool) -> None:
         """Delete indices into ``current``; ``new_level`` is the new chain's objective when known, else
-        it is scored if ``refresh_level`` (screening needs it)."""
+        it is scored if ``refresh_level`` (lazy screening's costs need it)."""
         for k in sorted(indices, reverse=True):
             del self.alive[k], self.current[k]
         if new_level is not None:
@@ -173,6 +173,11 @@ class _Screen:
         self.estimate = np.full(n, np.nan)
         self.last_deleted: list[int] = []
 
+    @property
+    def needs_level(self) -> bool:
+        """Whether rounds need the current chain's objective: lazy screening measures costs from it."""
+        return self.approximation.screen is not None and not self.approximation.window
+
     def record(self, chain: _Chain, score_of: dict[int, float], deleted: list[int]) -> None:
         for k, value in score_of.items():
             self.cost[chain.alive[k]] = chain.level - value
@@ -189,7 +194,8 @@ class _Screen:
     def _lazy_round(self, chain: _Chain) -> dict[int, float]:
         m, cost, alive = self.approximation.screen, self.cost, chain.alive
         queue = sorted(range(len(alive)), key=lambda k: (cost[alive[k]], k))  # cheapest known deletions first
-        wanted = set(queue[:m]) | _neighbors(alive, self.last_deleted, self.approximation.neighbors)
+        width = self.approximation.neighbors
+        wanted = set(queue[:m]) | _neighbors(alive, self.last_deleted, width, width)
         score_of: dict[int, float] = {}
         while wanted:
             score_of.update(chain.deletion_scores(sorted(wanted)))
@@ -204,9 +210,7 @@ class _Screen:
         w, alive = self.approximation.window, chain.alive
         inner = [k for k in range(len(alive)) if k + 1 + w < len(alive)]
         stale = {k for k in inner if np.isnan(self.estimate[alive[k]])}
-        for position in self.last_deleted:
-            at = bisect.bisect_left(alive, position)
-            stale.update(range(max(0, at - w - 1), min(len(inner), at + w)))
+        stale.update(k for k in _neighbors(alive, self.last_deleted, w + 1, w) if k < len(inner))
         fresh = window_costs(chain.scorer, chain.prompt_ids, chain.current, sorted(stale), w)
         for k, value in fresh.items():
             self.estimate[alive[k]] = value
@@ -214,12 +218,13 @@ class _Screen:
         return chain.deletion_scores(sorted(ranked + list(range(len(inner), len(alive)))))
 
 
-def _neighbors(alive: list[int], deleted: list[int], width: int) -> set[int]:
-    """Indices into ``alive`` of the ``width`` nearest survivors on each side of each deleted position."""
+def _neighbors(alive: list[int], deleted: list[int], before: int, after: int) -> set[int]:
+    """Indices into ``alive`` of the ``before`` nearest survivors left of each deleted position and
+    the ``after`` nearest right of it."""
     near = set()
     for position in deleted:
         at = bisect.bisect_left(alive, position)
-        near.update(range(max(0, at - width), min(len(alive), at + width)))
+        near.update(range(max(0, at - before), min(len(alive), at + after)))
     return near
 
 
