@@ -39,15 +39,17 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 @dataclass
 class LoadedModel:
-    """A model ready for scoring: eval mode, on its device, with its tokenizer and display name."""
+    """A model ready for scoring: eval mode, on its device, with its tokenizer and display name.
+    ``model`` is None where only the tokenizer and the model's config were loaded (``load_tokenizer``)."""
 
     model: Any
     tokenizer: Any
     name: str
+    config: Any = None
 
     @property
     def max_positions(self) -> int | None:
-        config = self.model.config
+        config = self.config if self.model is None else self.model.config
         return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
 
 
@@ -97,11 +99,26 @@ def load_model(
         tokenizer = AutoTokenizer.from_pretrained(directory)
         model = AutoModelForCausalLM.from_pretrained(directory, **kwargs)
     except (OSError, ValueError) as exc:
-        where = "the Hugging Face hub (or its local cache)" if hub else str(directory)
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PrunelensError(f"model {spec!r}: could not load from {where}: {reason}") from None
+        raise _load_error(spec, directory, hub, exc) from None
     model.to(resolve_device(device)).eval()
     return LoadedModel(model, tokenizer, spec)
+
+
+def load_tokenizer(spec: str) -> LoadedModel:
+    """Only the tokenizer and config of ``spec`` (for jobs that tokenise but run no forward pass)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    directory, hub = _resolve_directory(spec)
+    try:
+        return LoadedModel(None, AutoTokenizer.from_pretrained(directory), spec, AutoConfig.from_pretrained(directory))
+    except (OSError, ValueError) as exc:
+        raise _load_error(spec, directory, hub, exc) from None
+
+
+def _load_error(spec: str, directory: str, hub: bool, exc: Exception) -> PrunelensError:
+    where = "the Hugging Face hub (or its local cache)" if hub else str(directory)
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return PrunelensError(f"model {spec!r}: could not load from {where}: {reason}")
 
 
 def _resolve_directory(spec: str) -> tuple[str, bool]:

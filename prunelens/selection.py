@@ -11,8 +11,15 @@ from prunelens.datasets import Example, get_benchmark, load_examples
 from prunelens.datasets.chains import load_chains
 from prunelens.errors import BadRecordError, PrunelensError
 from prunelens.jsonl import append_jsonl
+from prunelens.registry import BENCHMARKS
+from prunelens.settings import setting
 
 SKIPPED_NAME = "skipped.jsonl"
+
+
+def split_ids(text: str | list[str]) -> list[str]:
+    """'a, b,c' → ['a', 'b', 'c'] (a list passes through)."""
+    return [i.strip() for i in text.split(",") if i.strip()] if isinstance(text, str) else list(text)
 
 
 @dataclass
@@ -20,17 +27,18 @@ class Selection:
     """Examples (a dataset split or a chains file, filtered by ids, cut by limit and shard) and the
     model that reads them."""
 
-    model: str = "smollm2-135m"
-    dataset: str = "gsm8k"
-    split: str = "test"
-    limit: int | None = 3
-    ids: list[str] | None = None
-    chains: Path | None = None
-    device: str = "cpu"
-    dtype: str = "float32"
-    skip_bad: bool = False
-    data_dir: Path | None = None
-    shard: str | None = None  # "K/N": every N-th selected example, starting at K
+    model: str = setting("smollm2-135m", "alias, HF id, local dir or .gguf path", result=True)
+    dataset: str = setting("gsm8k", f"{' | '.join(BENCHMARKS.names())} (also picks prompt and answer format)",
+                           result=True)  # fmt: skip
+    split: str = setting("test", "train | dev | test (| validation for mmlu_pro)", result=True)
+    limit: int | None = setting(3, "only the first N selected examples", minimum=0)
+    ids: list[str] | None = setting(None, "comma-separated example ids", cli_type=str, parse=split_ids)
+    chains: Path | None = setting(None, "JSONL of {id, question, reasoning, answer} instead of a dataset", result=True)
+    device: str = setting("cpu", "cpu | cuda | auto")
+    dtype: str = setting("float32", "float32 | bfloat16 | float16 | float64", result=True, name="")
+    skip_bad: bool = setting(False, "log bad records to skipped.jsonl and go on", flag="--skip-bad")
+    data_dir: Path | None = setting(None, "folder with the benchmark JSONL files")
+    shard: str | None = setting(None, "K/N: only every N-th selected example, from K")
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -72,6 +80,7 @@ def skip_recorder(out_dir: Path, log, skipped: list[str] | None = None) -> Calla
         log(f"skipped {error}")
         if skipped is not None:
             skipped.append(error.record_id)
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
         append_jsonl(Path(out_dir) / SKIPPED_NAME, {"id": error.record_id, "error": str(error)})
 
     return skip

@@ -141,3 +141,34 @@ def test_chains_file_errors(tmp_path):
     path.write_text('{"id": "a", "question": "q", "reasoning": "r", "answer": 1}\n' * 2)
     with pytest.raises(BadRecordError, match="'a': duplicate id"):
         load_chains(path)
+
+
+PACKAGED_GSM8K_SHA256 = "3730d312f6e3440559ace48831e51066acaca737f6eabec99bccb9e4b3c39d14"
+
+
+def test_packaged_gsm8k_test_needs_no_data_dir(tmp_path, monkeypatch):
+    from prunelens.datasets import sources
+
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")  # no ../shared/data next to the cwd
+    monkeypatch.setattr(sources, "REPO_ROOT", tmp_path / "repo")  # nor next to the repo root
+    monkeypatch.delenv("PRUNELENS_DATA_DIR", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    found = [label for label, d in sources.candidate_data_dirs() if (d / "gsm8k" / "test.jsonl").is_file()]
+    assert found == ["packaged"]
+    packaged = load_examples("gsm8k", "test")
+    assert len(packaged) == 1319 and packaged == load_examples("gsm8k", "test", data_dir=DATA_DIR)
+    with pytest.raises(PrunelensError, match="no local copy.*HF_HUB_OFFLINE") as error:
+        load_examples("gsm8k", "train")  # only the test split ships
+    assert "\n" not in str(error.value)
+
+
+def test_packaged_gsm8k_is_byte_identical_package_data():
+    import hashlib
+    from importlib.resources import files
+
+    resource = files("prunelens.datasets") / "data/gsm8k/test.jsonl"
+    assert resource.is_file()
+    data = resource.read_bytes()
+    assert len(data) == 749_738 and hashlib.sha256(data).hexdigest() == PACKAGED_GSM8K_SHA256
+    assert data == (DATA_DIR / "gsm8k" / "test.jsonl").read_bytes()

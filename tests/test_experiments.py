@@ -62,5 +62,5 @@ def test_surrogate_experiment_runs_small(tmp_path, tiny_model_dir):
     for row in ("MLP, Pearson loss (surrogate)", "MLP, MSE loss", "ridge regression", "raw H2O (negated)", "| total |"):
         assert row in report
     assert (tmp_path / "out" / "surrogate_scatter.png").stat().st_size > 1000
-    records = [json.loads(line) for line in (tmp_path / "runs" / "targets-train-float32" / "pruning.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (tmp_path / "runs" / "targets-train-float32" / "rankings.jsonl").read_text().splitlines()]
     assert all(r["steps"] == 1 for r in records)

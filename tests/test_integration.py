@@ -43,7 +43,7 @@ def test_prune_cli_on_gsm8k(tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "--- keep 1.0" in result.output and "[-" in result.output and str(out) in result.output
-    records = [json.loads(line) for line in (out / "pruning.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (out / "rankings.jsonl").read_text().splitlines()]
     assert [r["id"] for r in records] == ids
     for record in records:
         assert len(record["deletion_order"]) == 2 and record["model"] == "smollm2-135m"
@@ -61,7 +61,8 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
 def test_hook_backends_agree_on_smollm2(smollm2_dir):
     """All four backends give the same received attention (30 layers × 9 query heads) on a real chain."""
     from prunelens.models import load_model
-    from prunelens.probes.backends import BACKEND_NAMES, make_backend
+    from prunelens.probes.backends import make_backend
+    from prunelens.registry import BACKENDS
 
     loaded = load_model(str(smollm2_dir), attn_implementation="eager")
     loaded.name = "smollm2-135m"
@@ -69,7 +70,7 @@ def test_hook_backends_agree_on_smollm2(smollm2_dir):
     chain = tokenize_chain(loaded.tokenizer, get_benchmark("gsm8k"), example, loaded.max_positions)
     ids = chain.prompt_ids + chain.reasoning_ids + chain.answer_ids
     results = {}
-    for name in BACKEND_NAMES:
+    for name in BACKENDS.names():
         results[name] = make_backend(name, loaded).received_attention(ids)
     assert results["hf"].shape == (30, 9, len(ids))
     for name, received in results.items():

@@ -10,9 +10,8 @@ from conftest import tiny_model
 from prunelens.errors import PrunelensError
 from prunelens.probes.backends import HFBlockwiseBackend, HFEagerBackend, NNsightBackend, TransformerLensBackend, make_backend
 from prunelens.probes.features import chain_features
-from prunelens.probes.h2o import h2o_order
+from prunelens.rankers.base import ascending_order
 from prunelens.pruning.chain import TokenizedChain
-from prunelens.pruning.keep import pruned_text
 
 
 def reference_received(model, ids):
@@ -60,7 +59,7 @@ def test_blockwise_rows_do_not_change_the_sums():
 
 
 def test_unknown_backend():
-    with pytest.raises(PrunelensError, match="unknown hook backend 'captum'"):
+    with pytest.raises(PrunelensError, match="unknown hook backend 'captum' .known: hf, hf_blockwise, transformer_lens, nnsight"):
         make_backend("captum", None)
 
 
@@ -91,9 +90,13 @@ def test_features_are_means_over_later_positions_and_h2o_is_the_sum():
 
 
 def test_h2o_order_and_pruned_chain():
-    assert h2o_order([0.5, 0.1, 0.5, 0.0]) == [3, 1, 0, 2]
-    record = {"reasoning_tokens": ["x", " y", " z", " w"], "deletion_order": h2o_order([0.5, 0.1, 0.5, 0.0])}
-    assert pruned_text(record, 0.5) == "x z"
+    from prunelens.rankers.h2o import h2o_ranking
+    from prunelens.datasets.base import Example
+
+    assert ascending_order([0.5, 0.1, 0.5, 0.0]) == [3, 1, 0, 2]
+    chain = TokenizedChain("e", [1], [5, 6, 7, 8], [9], "x y z w", "", [(0, 1), (1, 3), (3, 5), (5, 7)], ["x", " y", " z", " w"])
+    ranking = h2o_ranking(Example("e", "q", "1"), chain, np.array([0.5, 0.1, 0.5, 0.0]), "m")
+    assert ranking.deletion_order == [3, 1, 0, 2] and ranking.text(0.5) == "x z" and ranking.method == "h2o"
 
 
 def test_features_run_store_and_resume(tmp_path, tiny_model_dir):
@@ -106,10 +109,10 @@ def test_features_run_store_and_resume(tmp_path, tiny_model_dir):
             for i in range(3)]  # fmt: skip
     chains.write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))
     config = FeaturesConfig(model=str(tiny_model_dir), chains=chains, out=tmp_path / "f", limit=None, float16=True)
-    store, records = run_features(config, progress=False)
+    run_features(config, progress=False)
     chains.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    store, records = run_features(config, progress=False)
-    assert [r["id"] for r in records] == ["c1", "c10", "c100"]
+    records = run_features(config, progress=False).rankings
+    assert [r.id for r in records] == ["c1", "c10", "c100"]
     with open_features(tmp_path / "f") as data:
         assert data["attention"].dims == ("token", "layer", "head") and data["attention"].dtype == np.float16
         assert data.sizes["layer"] == 2 and data.sizes["head"] == 4
@@ -120,5 +123,5 @@ def test_features_run_store_and_resume(tmp_path, tiny_model_dir):
         first = data.where(data["example_id"] == "c1", drop=True)
         assert "".join(first["token_text"].values) == rows[0]["reasoning"]
         assert list(first["position"].values) == list(range(first.sizes["token"]))
-        np.testing.assert_allclose(first["h2o"].values, records[0]["importance"])
-    assert records[0]["deletion_order"] == h2o_order(records[0]["importance"])
+        np.testing.assert_allclose(first["h2o"].values, records[0].scores)
+    assert records[0].deletion_order == ascending_order(records[0].scores)

@@ -29,14 +29,15 @@ def config_for(tmp_path, model_dir, name="out", **overrides):
     return PruneConfig(**values)
 
 
-def comparable(records):
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+def comparable(rankings):
+    """Rankings (or their records) without timings."""
+    return [{k: v for k, v in (r if isinstance(r, dict) else r.to_dict()).items() if k != "seconds"} for r in rankings]
 
 
 def test_run_writes_records_and_score_store(tmp_path, tiny_model_dir):
     summary = run_pruning(config_for(tmp_path, tiny_model_dir), progress=False)
-    assert [r["id"] for r in summary.records] == ["c1", "c2", "c3"]
-    record = summary.records[0]
+    assert [r.id for r in summary.rankings] == ["c1", "c2", "c3"]
+    record = summary.rankings[0].to_dict()
     n = len(record["reasoning_ids"])
     assert "".join(record["reasoning_tokens"]) == CHAINS[0]["reasoning"]
     assert len(record["offsets"]) == n and len(record["deletion_order"]) == n - round(n / 2 + 1e-9)
@@ -67,14 +68,14 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, tiny_model_dir, mo
     with pytest.raises(KeyboardInterrupt):
         run_pruning(config_for(tmp_path, tiny_model_dir, "resumed"), progress=False)
     monkeypatch.setattr(run_module, "greedy_prune", real)
-    lines = (tmp_path / "resumed" / "pruning.jsonl").read_text().splitlines()
+    lines = (tmp_path / "resumed" / "rankings.jsonl").read_text().splitlines()
     assert len(lines) == 1
     # a kill mid-write leaves a torn line: resume drops it and redoes that example
-    with open(tmp_path / "resumed" / "pruning.jsonl", "a") as handle:
+    with open(tmp_path / "resumed" / "rankings.jsonl", "a") as handle:
         handle.write('{"id": "c2", "quest')
     resumed = run_pruning(config_for(tmp_path, tiny_model_dir, "resumed"), progress=False)
     assert resumed.new_ids == ["c2", "c3"]
-    assert comparable(resumed.records) == comparable(clean.records)
+    assert comparable(resumed.rankings) == comparable(clean.rankings)
     with open_scores(tmp_path / "clean") as a, open_scores(tmp_path / "resumed") as b:
         np.testing.assert_array_equal(a["candidate_scores"].values, b["candidate_scores"].values)
 
@@ -82,7 +83,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, tiny_model_dir, mo
 def test_rerun_skips_finished_ids(tmp_path, tiny_model_dir):
     run_pruning(config_for(tmp_path, tiny_model_dir, limit=1), progress=False)
     again = run_pruning(config_for(tmp_path, tiny_model_dir), progress=False)
-    assert again.new_ids == ["c2", "c3"] and len(again.records) == 3
+    assert again.new_ids == ["c2", "c3"] and len(again.rankings) == 3
 
 
 def test_resume_refuses_other_settings(tmp_path, tiny_model_dir):
@@ -113,12 +114,12 @@ def test_bad_record_errors_and_keeps_finished_work(tmp_path, tiny_model_dir, bad
     config = config_for(tmp_path, tiny_model_dir, chains=write)
     with pytest.raises(BadRecordError, match=message):
         run_pruning(config, progress=False)
-    finished = (tmp_path / "out" / "pruning.jsonl").read_text() if (tmp_path / "out" / "pruning.jsonl").exists() else ""
+    finished = (tmp_path / "out" / "rankings.jsonl").read_text() if (tmp_path / "out" / "rankings.jsonl").exists() else ""
     if "missing 'answer'" not in message:  # missing answer is caught while reading, before any work
         assert [json.loads(line)["id"] for line in finished.splitlines()] == ["c1"]
     config.skip_bad = True
     summary = run_pruning(config, progress=False)
-    assert [r["id"] for r in summary.records] == ["c1", "c2"] and summary.skipped == ["x"]
+    assert [r.id for r in summary.rankings] == ["c1", "c2"] and summary.skipped == ["x"]
     skipped = [json.loads(line) for line in (tmp_path / "out" / "skipped.jsonl").read_text().splitlines()]
     assert skipped[-1]["id"] == "x" and "x" in skipped[-1]["error"]
 
@@ -129,7 +130,7 @@ def test_malformed_chains_line(tmp_path, tiny_model_dir):
     with pytest.raises(BadRecordError, match="broken.jsonl:2.*malformed JSON"):
         run_pruning(config_for(tmp_path, tiny_model_dir, chains=path), progress=False)
     summary = run_pruning(config_for(tmp_path, tiny_model_dir, chains=path, skip_bad=True), progress=False)
-    assert [r["id"] for r in summary.records] == ["c1"]
+    assert [r.id for r in summary.rankings] == ["c1"]
 
 
 def test_unknown_ids_are_reported(tmp_path, tiny_model_dir):
@@ -138,12 +139,12 @@ def test_unknown_ids_are_reported(tmp_path, tiny_model_dir):
 
 
 def test_shards_partition_the_examples_and_merge_back(tmp_path, tiny_model_dir):
-    from prunelens.pruning.merge import merge_runs
+    from prunelens.jobs.merge import merge_runs
     from prunelens.selection import parse_shard
 
     whole = run_pruning(config_for(tmp_path, tiny_model_dir, "whole"), progress=False)
     shards = [run_pruning(config_for(tmp_path, tiny_model_dir, f"s{k}", shard=f"{k}/2"), progress=False) for k in (0, 1)]
-    assert [r["id"] for r in shards[0].records] == ["c1", "c3"] and [r["id"] for r in shards[1].records] == ["c2"]
+    assert [r.id for r in shards[0].rankings] == ["c1", "c3"] and [r.id for r in shards[1].rankings] == ["c2"]
     assert merge_runs(tmp_path / "merged", [s.out_dir for s in shards]) == 3
     with open_scores(tmp_path / "merged") as merged, open_scores(tmp_path / "whole") as reference:
         assert sorted(merged["example"].values) == ["c1", "c2", "c3"]
@@ -152,12 +153,12 @@ def test_shards_partition_the_examples_and_merge_back(tmp_path, tiny_model_dir):
                 merged["candidate_scores"].sel(example=example_id).values,
                 reference["candidate_scores"].sel(example=example_id).values,
             )
-    merged_records = {json.loads(line)["id"]: json.loads(line) for line in (tmp_path / "merged" / "pruning.jsonl").read_text().splitlines()}
-    assert comparable([merged_records[r["id"]] for r in whole.records]) == comparable(whole.records)
+    merged_records = {json.loads(line)["id"]: json.loads(line) for line in (tmp_path / "merged" / "rankings.jsonl").read_text().splitlines()}
+    assert comparable([merged_records[r.id] for r in whole.rankings]) == comparable(whole.rankings)
     with pytest.raises(PrunelensError, match="K/N"):
         parse_shard("2")
     with pytest.raises(PrunelensError, match="0 ≤ K < N"):
         parse_shard("2/2")
     other = run_pruning(config_for(tmp_path, tiny_model_dir, "other", objective="answer", limit=1), progress=False)
-    with pytest.raises(PrunelensError, match="different settings"):
+    with pytest.raises(PrunelensError, match="was run with objective=.answer.*objective=.joint.; refusing"):
         merge_runs(tmp_path / "merged2", [shards[0].out_dir, other.out_dir])

@@ -98,10 +98,10 @@ def test_join_refuses_mismatched_tokens(tiny_artifacts, tmp_path):
 
     bad = tmp_path / "prune"
     shutil.copytree(tiny_artifacts / "prune", bad)
-    lines = (bad / "pruning.jsonl").read_text().splitlines()
+    lines = (bad / "rankings.jsonl").read_text().splitlines()
     first = json.loads(lines[0])
     first["reasoning_ids"][0] += 1
-    (bad / "pruning.jsonl").write_text("\n".join([json.dumps(first)] + lines[1:]) + "\n")
+    (bad / "rankings.jsonl").write_text("\n".join([json.dumps(first)] + lines[1:]) + "\n")
     with pytest.raises(PrunelensError, match="'c0': feature tokens differ"):
         load_examples_for_surrogate(tiny_artifacts / "features", bad)
 

@@ -6,23 +6,17 @@ import random
 from pathlib import Path
 
 from prunelens.datasets.base import Benchmark, Example
-from prunelens.datasets.gsm8k import GSM8K
-from prunelens.datasets.math500 import Math500
-from prunelens.datasets.mmlu_pro import MMLUPro
 from prunelens.datasets.sources import read_rows
 from prunelens.errors import BadRecordError, PrunelensError
+from prunelens.registry import BENCHMARKS
 
-BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (GSM8K(), Math500(), MMLUPro())}
-
-__all__ = ["BENCHMARKS", "Benchmark", "Example", "get_benchmark", "load_examples", "partition"]
+__all__ = ["Benchmark", "Example", "get_benchmark", "load_examples", "partition"]
 
 
 def get_benchmark(name: str) -> Benchmark:
-    """The benchmark called ``name``; a clear error for an unknown one."""
-    try:
-        return BENCHMARKS[name]
-    except KeyError:
-        raise PrunelensError(f"unknown dataset {name!r} (known: {', '.join(BENCHMARKS)})") from None
+    """The registered benchmark called ``name`` (``prunelens.registry.BENCHMARKS``); a one-line error
+    for an unknown one."""
+    return BENCHMARKS.load(name)()
 
 
 def partition(n: int, sizes: dict[str, int | None], seed: int) -> dict[str, list[int]]:

@@ -1,4 +1,9 @@
-"""Where benchmark rows come from: a local data dir (explicit, env, ../shared/data) or the HF hub."""
+"""Where benchmark rows come from: a local data dir or the HF hub.
+
+Lookup order: ``--data-dir`` (exclusive: nothing else is tried), ``$PRUNELENS_DATA_DIR``, ``../shared/data``
+(next to the cwd, then next to the repo root), the copy packaged in ``prunelens/datasets/data`` (only
+``gsm8k/test.jsonl`` ships), then the Hugging Face hub.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ from prunelens.errors import PrunelensError
 from prunelens.jsonl import iter_jsonl
 
 DATA_DIR_ENV = "PRUNELENS_DATA_DIR"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PACKAGED_DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
 def candidate_data_dirs(explicit: Path | None = None) -> list[tuple[str, Path]]:
@@ -20,9 +27,9 @@ def candidate_data_dirs(explicit: Path | None = None) -> list[tuple[str, Path]]:
     found = []
     if os.environ.get(DATA_DIR_ENV):
         found.append((DATA_DIR_ENV, Path(os.environ[DATA_DIR_ENV])))
-    repo_root = Path(__file__).resolve().parents[2]
-    for base in (Path.cwd(), repo_root):
+    for base in (Path.cwd(), REPO_ROOT):
         found.append(("../shared/data", base.parent / "shared" / "data"))
+    found.append(("packaged", PACKAGED_DATA_DIR))
     return found
 
 

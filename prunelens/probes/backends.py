@@ -13,12 +13,14 @@ from typing import Protocol
 import numpy as np
 
 from prunelens.errors import PrunelensError
-
-BACKEND_NAMES = ("hf", "hf_blockwise", "transformer_lens", "nnsight")
+from prunelens.registry import BACKENDS
 
 
 class AttentionBackend(Protocol):
     name: str
+
+    @classmethod
+    def from_loaded(cls, loaded) -> "AttentionBackend": ...
 
     def received_attention(self, input_ids: list[int]) -> np.ndarray: ...
 
@@ -58,6 +60,10 @@ class HFEagerBackend:
         self.model = model
         model.set_attn_implementation("eager")
 
+    @classmethod
+    def from_loaded(cls, loaded):
+        return cls(loaded.model)
+
     def received_attention(self, input_ids):
         import torch
 
@@ -90,6 +96,10 @@ class HFBlockwiseBackend:
         self.model = model
         model.set_attn_implementation(register())
 
+    @classmethod
+    def from_loaded(cls, loaded):
+        return cls(loaded.model)
+
     def received_attention(self, input_ids):
         import torch
 
@@ -119,6 +129,10 @@ class TransformerLensBackend:
 
         self.bridge = TransformerBridge.boot_transformers(name, hf_model=model, tokenizer=tokenizer)
         self.layers = model.config.num_hidden_layers
+
+    @classmethod
+    def from_loaded(cls, loaded):
+        return cls(loaded.model, loaded.tokenizer, loaded.name)
 
     def received_attention(self, input_ids):
         import torch
@@ -152,6 +166,10 @@ class NNsightBackend:
         self.path = attention_path(model)
         self.layers = len(attention_modules(model))
 
+    @classmethod
+    def from_loaded(cls, loaded):
+        return cls(loaded.model, loaded.tokenizer)
+
     def received_attention(self, input_ids):
         import torch
 
@@ -163,13 +181,5 @@ class NNsightBackend:
 
 
 def make_backend(name: str, loaded) -> AttentionBackend:
-    """The backend called ``name`` over a LoadedModel."""
-    if name == "hf":
-        return HFEagerBackend(loaded.model)
-    if name == "hf_blockwise":
-        return HFBlockwiseBackend(loaded.model)
-    if name == "transformer_lens":
-        return TransformerLensBackend(loaded.model, loaded.tokenizer, loaded.name)
-    if name == "nnsight":
-        return NNsightBackend(loaded.model, loaded.tokenizer)
-    raise PrunelensError(f"unknown hook backend {name!r} (known: {', '.join(BACKEND_NAMES)})")
+    """The registered backend ``name`` (``prunelens.registry.BACKENDS``) over a LoadedModel."""
+    return BACKENDS.load(name).from_loaded(loaded)

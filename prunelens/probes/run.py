@@ -1,54 +1,63 @@
-"""A feature-extraction run: attention features into an xarray store, H2O rankings alongside."""
+"""`prunelens features` as a job: per-head attention features into an xarray store, H2O rankings alongside."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from pathlib import Path
+from typing import ClassVar
 
-from prunelens.jsonl import append_jsonl, read_finished
-from prunelens.probes.features import chain_features
-from prunelens.probes.h2o import h2o_record
-from prunelens.probes.store import consolidate, write_part
-from prunelens.selection import Selection, select_examples, skip_recorder, tokenized_chains
-
-H2O_NAME = "h2o.jsonl"
+from prunelens.jobs.loop import Job, JobConfig, Processed, RunSummary, run_job
+from prunelens.registry import BACKENDS
+from prunelens.settings import setting
 
 
 @dataclass
-class FeaturesConfig(Selection):
+class FeaturesConfig(JobConfig):
     """What `prunelens features` needs."""
 
-    out: Path = Path("runs/features")
-    backend: str = "hf"
-    float16: bool = False
+    job: ClassVar[str] = "features"
+
+    backend: str = setting("hf", BACKENDS.choices(), result=True, name="", always=True)
+    float16: bool = setting(False, "store features as float16", result=True, name="f16", flag="--float16")
 
 
-def run_features(config: FeaturesConfig, progress: bool = True, log=print) -> tuple[Path, list[dict]]:
-    """Extract features for every selected example not yet in ``config.out``; returns (store, H2O records)."""
-    from tqdm.auto import tqdm
+class FeaturesJob(Job):
+    """One hook pass per chain: the part is the chain's features, the ranking its H2O order."""
 
-    from prunelens.models import load_model
-    from prunelens.probes.backends import make_backend
+    name = "features"
+    config_type = FeaturesConfig
+    attn_implementation = "eager"
 
-    out_dir = Path(config.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    skip = skip_recorder(out_dir, log)
-    examples = select_examples(config, skip)
-    done = {r["id"] for r in read_finished(out_dir / H2O_NAME)}
-    todo = [e for e in examples if e.id not in done]
-    if todo:
-        loaded = load_model(config.model, device=config.device, dtype=config.dtype, attn_implementation="eager")
-        backend = make_backend(config.backend, loaded)
-        attrs = {"model": config.model, "backend": config.backend}
-        chains = tokenized_chains(config, todo, loaded, skip)
-        for example, chain in tqdm(chains, total=len(todo), desc=f"features ({config.backend})", disable=not progress):
-            started = time.perf_counter()
-            features = chain_features(backend, chain)
-            write_part(out_dir, features, attrs, config.float16)
-            record = h2o_record(example, chain, features, config.model)
-            record["seconds"] = round(time.perf_counter() - started, 3)
-            append_jsonl(out_dir / H2O_NAME, record)
-    records = read_finished(out_dir / H2O_NAME)
-    store = consolidate(out_dir, [r["id"] for r in records]) if records else out_dir
-    return store, records
+    def validate(self):
+        BACKENDS.get(self.config.backend)
+
+    def start(self, loaded):
+        from prunelens.probes.backends import make_backend
+
+        self.backend = make_backend(self.config.backend, loaded)
+
+    def process(self, example, chain):
+        from prunelens.probes.features import chain_features
+        from prunelens.probes.store import write_part
+        from prunelens.rankers.h2o import h2o_ranking
+
+        features = chain_features(self.backend, chain)
+        attrs = {"model": self.config.model, "backend": self.config.backend}
+        ranking = h2o_ranking(example, chain, features.h2o, self.config.model)
+        return Processed(ranking, lambda out: write_part(out, features, attrs, self.config.float16))
+
+    @classmethod
+    def finish(cls, out_dir, rankings, settings):
+        from prunelens.probes.store import consolidate
+
+        consolidate(out_dir, [r.id for r in rankings])
+
+    @classmethod
+    def part_files(cls, out_dir, example_id):
+        from prunelens.probes.store import part_path
+
+        return [part_path(out_dir, example_id)]
+
+
+def run_features(config: FeaturesConfig, progress: bool = True, log=print) -> RunSummary:
+    """Extract features for every selected example not yet in the output folder (see ``run_job``)."""
+    return run_job(FeaturesJob(config), progress=progress, log=log)

@@ -55,8 +55,13 @@ def to_dataset(features: ChainFeatures, attrs: dict, float16: bool = False):
     )
 
 
+def part_path(out_dir: Path, example_id: str) -> Path:
+    """Where one example's features live."""
+    return stores.part_path(out_dir, PARTS_DIR, example_id)
+
+
 def write_part(out_dir: Path, features: ChainFeatures, attrs: dict, float16: bool = False) -> None:
-    write_atomic(to_dataset(features, attrs, float16), stores.part_path(out_dir, PARTS_DIR, features.example_id))
+    write_atomic(to_dataset(features, attrs, float16), part_path(out_dir, features.example_id))
 
 
 def consolidate(out_dir: Path, example_ids: list[str]) -> Path:
@@ -65,7 +70,7 @@ def consolidate(out_dir: Path, example_ids: list[str]) -> Path:
 
     parts = []
     for index, example_id in enumerate(example_ids):
-        with xr.open_dataset(stores.part_path(out_dir, PARTS_DIR, example_id), engine=ENGINE) as part:
+        with xr.open_dataset(part_path(out_dir, example_id), engine=ENGINE) as part:
             part = part.load()
         parts.append(part.assign_coords(example_index=("token", np.full(part.sizes["token"], index))))
     combined = xr.concat(parts, dim="token", data_vars="all", coords="different", compat="equals",
@@ -79,8 +84,55 @@ def consolidate(out_dir: Path, example_ids: list[str]) -> Path:
 
 
 def open_features(path: Path):
-    """Open a feature store lazily: a folder (its features.nc) or the .nc file itself."""
+    """Open a feature store lazily: a folder (its features.nc) or the .nc file itself. A run that was
+    interrupted before consolidation is consolidated from its finished parts first."""
     import xarray as xr
 
+    from prunelens.errors import PrunelensError
+
     path = Path(path)
+    if path.is_dir() and not (path / STORE_NAME).exists():
+        from prunelens.ranking import load_rankings, rankings_file
+
+        ids = [r.id for r in load_rankings(path)] if rankings_file(path).exists() else []
+        if not ids:
+            raise PrunelensError(f"{path}: no features yet (no {STORE_NAME}, no finished examples)")
+        consolidate(path, ids)
+    if not path.exists():
+        raise PrunelensError(f"{path}: no such feature store (run `prunelens features --out {path}` first)")
     return xr.open_dataset(path / STORE_NAME if path.is_dir() else path, engine=ENGINE)
+
+
+class FeatureIndex:
+    """A feature store loaded for lookups by example id (for rankers that read stored features)."""
+
+    def __init__(self, path: Path):
+        with open_features(path) as store:
+            self.attrs = dict(store.attrs)
+            self.attention = store["attention"].values.astype(np.float32)
+            self.h2o = store["h2o"].values
+            self.token_ids = store["token_id"].values
+            example_ids = store["example_id"].values.astype(str)
+        self.path = Path(path)
+        self.rows: dict[str, np.ndarray] = {}
+        for example_id in dict.fromkeys(example_ids):
+            self.rows[example_id] = np.flatnonzero(example_ids == example_id)
+
+    def rows_for(self, example_id: str, token_ids: list[int]) -> np.ndarray:
+        """The store rows of one example; BadRecordError if it is absent or was tokenised differently."""
+        from prunelens.errors import BadRecordError
+
+        rows = self.rows.get(example_id)
+        if rows is None:
+            raise BadRecordError(example_id, f"not in the feature store {self.path}")
+        if list(self.token_ids[rows]) != list(token_ids):
+            raise BadRecordError(example_id, f"the feature store {self.path} holds other tokens for it (another model?)")
+        return rows
+
+    def check_model(self, model: str) -> None:
+        """A one-line error when the store's features came from another model than ``model``."""
+        from prunelens.errors import PrunelensError
+
+        if self.attrs.get("model") != model:
+            raise PrunelensError(f"the feature store {self.path} was made with model {self.attrs.get('model')!r}, "
+                                 f"not {model!r}; pass the same --model")  # fmt: skip

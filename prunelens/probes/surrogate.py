@@ -49,14 +49,16 @@ class SurrogateConfig:
                 raise PrunelensError(f"unknown surrogate {what} {value!r} (known: {', '.join(known)})")
 
 
-def load_examples_for_surrogate(features_path: Path, pruning_dir: Path | None, target: str = "score") -> list[ExampleData]:
+def load_examples_for_surrogate(features_path: Path, pruning_dir: Path | None, target: str = "score",
+                                warn=None) -> list[ExampleData]:  # fmt: skip
     """Join a feature store with a pruning run by example id; ``pruning_dir`` None gives y = NaN
-    (for prediction). Token ids must agree, else the two were tokenised differently."""
-    from prunelens.jsonl import read_finished
+    (for prediction). Token ids must agree, else the two were tokenised differently. ``warn`` gets a
+    line when the targets cover under half of the store's examples, or when rank targets come from
+    runs of at most one step (every token but one then shares the last rank)."""
     from prunelens.probes.store import open_features
     from prunelens.pruning.compare import deletion_ranks
-    from prunelens.pruning.run import RECORDS_NAME
     from prunelens.pruning.store import open_scores
+    from prunelens.ranking import load_rankings
 
     with open_features(features_path) as store:
         attention = store["attention"].values.astype(np.float32)
@@ -64,7 +66,7 @@ def load_examples_for_surrogate(features_path: Path, pruning_dir: Path | None, t
         token_ids = store["token_id"].values
     records, scores = {}, None
     if pruning_dir is not None:
-        records = {r["id"]: r for r in read_finished(Path(pruning_dir) / RECORDS_NAME)}
+        records = {r.id: r for r in load_rankings(Path(pruning_dir))}
         scores = open_scores(pruning_dir)
     data = []
     for example_id in dict.fromkeys(map(str, example_ids)):
@@ -76,17 +78,22 @@ def load_examples_for_surrogate(features_path: Path, pruning_dir: Path | None, t
         record = records.get(example_id)
         if record is None:
             continue
-        if list(token_ids[rows]) != record["reasoning_ids"]:
+        if list(token_ids[rows]) != record.reasoning_ids:
             raise PrunelensError(f"example {example_id!r}: feature tokens differ from the pruning record's tokens")
         if target == "score":
-            if not record["deletion_order"]:
+            if not record.deletion_order:
                 continue
             y = scores["candidate_scores"].sel(example=example_id).values[0, : len(rows)]
         else:
-            y = deletion_ranks(record["deletion_order"], len(rows)) / len(rows)
+            y = deletion_ranks(record.deletion_order, len(rows)) / len(rows)
         data.append(ExampleData(str(example_id), x, np.asarray(y, dtype=np.float64)))
     if scores is not None:
         scores.close()
+        total = len(dict.fromkeys(example_ids))
+        if warn is not None and len(data) < total / 2:
+            warn(f"warning: the targets in {pruning_dir} cover only {len(data)} of the {total} examples in the feature store")
+        if warn is not None and target == "rank" and records and max(len(r.deletion_order) for r in records.values()) <= 1:
+            warn("warning: --target rank with runs of at most one step: nearly every token shares the last rank")
     return data
 
 
@@ -145,7 +152,12 @@ class Surrogate:
     def load(cls, path: Path) -> "Surrogate":
         import torch
 
-        saved = torch.load(path, weights_only=False)
+        if not Path(path).is_file():
+            raise PrunelensError(f"--surrogate {path}: no such file (save one with `prunelens surrogate train`)")
+        try:
+            saved = torch.load(path, weights_only=False)
+        except Exception as exc:  # torch raises many types for a file that is not a checkpoint
+            raise PrunelensError(f"--surrogate {path}: not a saved surrogate ({type(exc).__name__})") from None
         return cls(SurrogateConfig(**saved["config"]), saved["mean"], saved["std"], saved["state"], saved["meta"])
 
 

@@ -1,4 +1,4 @@
-"""Keep-fraction arithmetic and turning a deletion order into pruned chains."""
+"""Keep-fraction arithmetic; the chain at a keep fraction comes from ``prunelens.ranking.Ranking``."""
 
 from __future__ import annotations
 
@@ -26,31 +26,22 @@ def kept_positions(deletion_order: Sequence[int], n: int, keep: float) -> list[i
     return [i for i in range(n) if i not in deleted]
 
 
-def pruned_text(record: dict, keep: float) -> str:
-    """The reasoning text of a pruning record at keep fraction ``keep``."""
-    pieces = record["reasoning_tokens"]
-    return "".join(pieces[i] for i in kept_positions(record["deletion_order"], len(pieces), keep))
+def pruned_text(ranking, keep: float) -> str:
+    """The reasoning text of a ranking (a ``prunelens.ranking.Ranking`` or its JSONL record) at ``keep``."""
+    from prunelens.ranking import as_ranking
+
+    return as_ranking(ranking).text(keep)
 
 
-def pruned_ids(record: dict, keep: float) -> list[int]:
-    """The reasoning token ids of a pruning record at keep fraction ``keep``."""
-    ids = record["reasoning_ids"]
-    return [ids[i] for i in kept_positions(record["deletion_order"], len(ids), keep)]
+def pruned_ids(ranking, keep: float) -> list[int]:
+    """The reasoning token ids of a ranking (or its JSONL record) at keep fraction ``keep``."""
+    from prunelens.ranking import as_ranking
+
+    return as_ranking(ranking).ids(keep)
 
 
-def marked_text(record: dict, keep: float, open_mark: str = "[-", close_mark: str = "-]") -> str:
-    """The full reasoning with the tokens deleted at ``keep`` wrapped in [- -] marks (runs merged)."""
-    pieces = record["reasoning_tokens"]
-    kept = set(kept_positions(record["deletion_order"], len(pieces), keep))
-    out, deleting = [], False
-    for index, piece in enumerate(pieces):
-        gone = index not in kept
-        if gone and not deleting:
-            out.append(open_mark)
-        if deleting and not gone:
-            out.append(close_mark)
-        out.append(piece)
-        deleting = gone
-    if deleting:
-        out.append(close_mark)
-    return "".join(out)
+def marked_text(ranking, keep: float, open_mark: str = "[-", close_mark: str = "-]") -> str:
+    """The full reasoning of a ranking (or its JSONL record) with the tokens removed at ``keep`` marked."""
+    from prunelens.ranking import as_ranking
+
+    return as_ranking(ranking).marked(keep, open_mark, close_mark)

@@ -1,154 +1,97 @@
-"""A pruning run over many examples: example selection, resume, bad-input handling, output files."""
+"""`prunelens prune` as a job: greedy pruning of each selected chain into rankings and a score store."""
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
+from typing import ClassVar
 
-from prunelens.datasets import Example
-from prunelens.errors import PrunelensError
-from prunelens.jsonl import append_jsonl, read_finished
-from prunelens.pruning.chain import TokenizedChain
-from prunelens.pruning.greedy import Approximation, GreedyResult, greedy_prune, planned_steps
+from prunelens.jobs.loop import Job, JobConfig, Processed, RunSummary, run_job
+from prunelens.pruning.greedy import Approximation, greedy_prune, planned_steps
 from prunelens.pruning.objectives import Objective
-from prunelens.pruning.scorers import make_scorer
-from prunelens.pruning.store import consolidate, write_part
-from prunelens.selection import Selection, parse_shard, select_examples, skip_recorder, tokenized_chains
-
-RECORDS_NAME = "pruning.jsonl"
-CONFIG_NAME = "run.json"
-# settings that change results: a resumed run must match them
-RESULT_KEYS = ("model", "objective", "keep", "steps", "dtype", "dataset", "split", "chains", "block", "screen",
-               "rescore_every", "neighbors", "window")
+from prunelens.pruning.store import consolidate, part_path, write_part
+from prunelens.ranking import GreedyRanking
+from prunelens.registry import SCORERS
+from prunelens.settings import setting
 
 
 @dataclass
-class PruneConfig(Selection):
+class PruneConfig(JobConfig):
     """Everything a pruning run needs; the defaults are the main job of `prunelens prune`."""
 
-    objective: str = "joint"
-    keep: float = 0.5
-    steps: int | None = None
-    out: Path | None = None
-    token_budget: int = 1024
-    scorer: str = "fast"
-    block: float = 1
-    screen: int | None = None
-    rescore_every: int = 5
-    neighbors: int = 1
-    window: int = 0
+    job: ClassVar[str] = "prune"
 
-    def output_dir(self) -> Path:
-        if self.out is not None:
-            return Path(self.out)
-        source = Path(self.chains).stem if self.chains else f"{self.dataset}-{self.split}"
-        model = re.sub(r"[^\w.-]+", "_", Path(self.model).name)
-        shard = "-shard{}of{}".format(*parse_shard(self.shard)) if self.shard else ""
-        return Path("runs") / f"prune-{source}-{model}-{self.objective}-k{self.keep:g}{shard}"
+    objective: str = setting("joint", "joint: log p(r_S, a | q); answer: log p(a | q, r_S)", result=True, name="",
+                             always=True)  # fmt: skip
+    keep: float = setting(0.5, "keep fraction to stop at", result=True, name="k", always=True, minimum=0.0, maximum=1.0)
+    steps: int | None = setting(None, "stop after this many deletions", result=True, name="s", minimum=0)
+    token_budget: int = setting(1024, "max tokens per forward batch", minimum=1)
+    scorer: str = setting("fast", SCORERS.choices())
+    block: float = setting(1, "APPROXIMATE unless 1: deletions per round (k, or fraction < 1)", result=True, name="b",
+                           minimum=0.0)  # fmt: skip
+    screen: int | None = setting(None, "APPROXIMATE: lazily score the m likeliest candidates", result=True, name="m",
+                                 minimum=1)  # fmt: skip
+    rescore_every: int = setting(5, "with --screen: score all every R rounds (0: first only)", result=True, name="r",
+                                 minimum=0)  # fmt: skip
+    neighbors: int = setting(1, "with --screen: also score w survivors each side of a deletion", result=True,
+                             name="n", minimum=0)  # fmt: skip
+    window: int = setting(0, "with --screen: pick the m by a local w-token cost estimate", result=True, name="w",
+                          minimum=0)  # fmt: skip
 
     def approximation(self) -> Approximation:
         return Approximation(self.block, self.screen, self.rescore_every, self.neighbors, self.window)
 
-    def identity(self) -> dict:
-        values = asdict(self)
-        return {key: str(values[key]) if values[key] is not None else None for key in RESULT_KEYS}
 
+class PruneJob(Job):
+    """Greedy-prune each chain; the ranking is a GreedyRanking, the part its (step, position) scores."""
 
-@dataclass
-class RunSummary:
-    out_dir: Path
-    records: list[dict]
-    new_ids: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    name = "prune"
+    config_type = PruneConfig
 
+    def validate(self):
+        self.objective = Objective.parse(self.config.objective)
+        SCORERS.get(self.config.scorer)
 
-def check_run_config(out_dir: Path, config: PruneConfig) -> None:
-    """Refuse to resume into a folder whose results came from different settings. A setting that a
-    run's run.json predates counts as its default (the behaviour before the setting existed)."""
-    path = out_dir / CONFIG_NAME
-    identity = config.identity()
-    if path.exists():
-        previous = {**PruneConfig().identity(), **json.loads(path.read_text()).get("identity", {})}
-        changed = [f"{k}={previous[k]!r}" for k in RESULT_KEYS if previous[k] != identity[k]]
-        if changed:
-            raise PrunelensError(
-                f"{out_dir} holds a run with other settings ({', '.join(changed)}); choose another --out"
-            )
-    else:
-        path.write_text(json.dumps({"identity": identity, "config": asdict(config)}, indent=2, default=str))
+    def start(self, loaded):
+        from prunelens.pruning.scorers import make_scorer
 
+        self.loaded = loaded
+        self.scorer = make_scorer(self.config.scorer, loaded.model, self.config.token_budget)
 
-def make_record(chain: TokenizedChain, example: Example, result: GreedyResult, config: PruneConfig) -> dict:
-    """The JSONL record of one pruned example."""
-    return {
-        "id": example.id,
-        "question": example.question,
-        "reasoning": chain.reasoning,
-        "answer": example.answer,
-        "answer_text": chain.answer_text,
-        "dataset": example.dataset,
-        "model": config.model,
-        "objective": config.objective,
-        "prompt_ids": chain.prompt_ids,
-        "reasoning_ids": chain.reasoning_ids,
-        "answer_ids": chain.answer_ids,
-        "reasoning_tokens": chain.pieces,
-        "offsets": [list(span) for span in chain.offsets],
-        "deletion_order": result.deletion_order,
-        "step_scores": result.step_scores,
-        "base_score": result.base_score,
-        "keep": config.keep,
-        "steps": len(result.deletion_order),
-        "exact": config.approximation().exact,
-        "approximation": config.approximation().describe(),
-        "scorer": config.scorer,
-        "seconds": round(result.seconds, 3),
-    }
+    def process(self, example, chain):
+        from tqdm.auto import tqdm
+
+        from prunelens.progress import interactive
+
+        config = self.config
+        total = planned_steps(len(chain.reasoning_ids), config.keep, config.steps)
+        with tqdm(total=total, desc=example.id, unit="step", leave=False, disable=not interactive()) as bar:
+            result = greedy_prune(self.scorer, chain.prompt_ids, chain.reasoning_ids, chain.answer_ids, self.objective,
+                                  config.keep, config.steps, on_step=bar.update,
+                                  approximation=config.approximation())  # fmt: skip
+        ranking = GreedyRanking(
+            id=example.id, model=config.model, reasoning=chain.reasoning, reasoning_ids=chain.reasoning_ids,
+            reasoning_tokens=chain.pieces, offsets=[list(span) for span in chain.offsets],
+            deletion_order=result.deletion_order, question=example.question, answer=example.answer,
+            dataset=example.dataset, objective=self.objective.value, step_scores=result.step_scores,
+            base_score=result.base_score, prompt_ids=chain.prompt_ids, answer_ids=chain.answer_ids,
+            answer_text=chain.answer_text, keep=config.keep, steps=len(result.deletion_order),
+            exact=config.approximation().exact, approximation=config.approximation().describe(), scorer=config.scorer,
+            settings={"objective": self.objective.value, "keep": config.keep, "steps": config.steps,
+                      **config.approximation().describe()},
+        )  # fmt: skip
+        attrs = {"objective": self.objective.value}
+        return Processed(ranking, lambda out: write_part(out, example.id, result.candidate_scores, chain.pieces, attrs))
+
+    @classmethod
+    def finish(cls, out_dir, rankings, settings):
+        first = rankings[0]
+        consolidate(out_dir, [r.id for r in rankings], {"model": first.model, "objective": first.objective})
+
+    @classmethod
+    def part_files(cls, out_dir, example_id):
+        return [part_path(out_dir, example_id)]
 
 
 def run_pruning(config: PruneConfig, progress: bool = True, log=print) -> RunSummary:
-    """Greedy-prune every selected example, appending one record per finished example.
-
-    Finished ids in the output folder are skipped, so an interrupted run resumes where it stopped.
-    """
-    from tqdm.auto import tqdm
-
-    from prunelens.models import load_model
-
-    objective = Objective.parse(config.objective)
-    out_dir = config.output_dir()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    check_run_config(out_dir, config)
-    summary = RunSummary(out_dir, [])
-    skip = skip_recorder(out_dir, log, summary.skipped)
-    examples = select_examples(config, skip)
-    records_path = out_dir / RECORDS_NAME
-    done = {record["id"] for record in read_finished(records_path)}
-    todo = [e for e in examples if e.id not in done]
-    if todo:
-        loaded = load_model(config.model, device=config.device, dtype=config.dtype)
-        scorer = make_scorer(config.scorer, loaded.model, config.token_budget)
-        for example, chain in tqdm(tokenized_chains(config, todo, loaded, skip), total=len(todo), desc="examples",
-                                   disable=not progress):  # fmt: skip
-            total = planned_steps(len(chain.reasoning_ids), config.keep, config.steps)
-            with tqdm(total=total, desc=example.id, unit="step", leave=False, disable=not progress) as bar:
-                result = greedy_prune(
-                    scorer,
-                    chain.prompt_ids,
-                    chain.reasoning_ids,
-                    chain.answer_ids,
-                    objective,
-                    config.keep,
-                    config.steps,
-                    on_step=bar.update,
-                    approximation=config.approximation(),
-                )
-            write_part(out_dir, example.id, result.candidate_scores, chain.pieces, {"objective": objective.value})
-            append_jsonl(records_path, make_record(chain, example, result, config))
-            summary.new_ids.append(example.id)
-    summary.records = read_finished(records_path)
-    if summary.records:
-        consolidate(out_dir, [r["id"] for r in summary.records], {"model": config.model, "objective": objective.value})
-    return summary
+    """Greedy-prune every selected example (see ``prunelens.jobs.loop.run_job``)."""
+    return run_job(PruneJob(config), progress=progress, log=log)

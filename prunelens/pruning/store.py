@@ -66,7 +66,17 @@ def consolidate(out_dir: Path, example_ids: Sequence[str], attrs: dict) -> Path:
 
 
 def open_scores(out_dir: Path):
-    """Open a run's consolidated candidate scores lazily."""
+    """Open a run's candidate scores lazily. A run interrupted before consolidation is consolidated
+    from its finished examples first."""
     import xarray as xr
 
-    return xr.open_dataset(Path(out_dir) / STORE_NAME, engine=ENGINE)
+    from prunelens.errors import PrunelensError
+    from prunelens.ranking import load_rankings, rankings_file
+
+    out_dir = Path(out_dir)
+    if not (out_dir / STORE_NAME).exists():
+        rankings = load_rankings(out_dir) if rankings_file(out_dir).exists() else []
+        if not rankings:
+            raise PrunelensError(f"{out_dir}: no pruning scores yet (no {STORE_NAME}, no finished examples)")
+        consolidate(out_dir, [r.id for r in rankings], {"model": rankings[0].model, "objective": rankings[0].objective})
+    return xr.open_dataset(out_dir / STORE_NAME, engine=ENGINE)

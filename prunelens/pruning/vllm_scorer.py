@@ -46,7 +46,8 @@ def objective_from_prompt_logprobs(prompt_logprobs: Sequence[Any], token_ids: Se
 class VLLMScorer:
     """Exact objective via vLLM prompt log-probs; same interface and record format as HFScorer."""
 
-    def __init__(self, model, llm=None, **llm_kwargs):
+    def __init__(self, model, llm=None, token_budget: int | None = None, **llm_kwargs):
+        """``token_budget`` is accepted for the common scorer signature; vLLM schedules its own batches."""
         self.stats = ScorerStats()
         if llm is None:
             try:

@@ -1,0 +1,1 @@
+"""Jobs over many examples: the one loop (selection, resume, settings, parts), the job types, merging."""

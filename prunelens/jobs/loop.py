@@ -1,0 +1,175 @@
+"""The one job loop behind `prune`, `features` and `rank`.
+
+A job type supplies a config (a ``JobConfig``: the selection plus its own settings, result-affecting
+ones marked in their field metadata) and three steps: ``start`` (build what it needs from the loaded
+model), ``process`` (one example → one ranking, plus an optional per-example store part) and
+``finish`` (consolidate the parts). The loop does the rest, the same way for every job:
+
+1. validate the settings (``Job.validate``) and refuse a folder holding other result settings,
+   before anything is written; ``run.json`` records the settings only once the model has loaded;
+2. select the examples (dataset split or chains file, ids, limit, shard), skipping finished ids;
+3. per example: tokenise (bad records raise, or go to ``skipped.jsonl`` with ``--skip-bad``), process,
+   write the store part, then append the ranking to ``rankings.jsonl`` (so a kill loses at most the
+   example in flight and a rerun resumes);
+4. consolidate the stores over every finished example.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from prunelens.errors import PrunelensError
+from prunelens.jsonl import append_jsonl, read_finished
+from prunelens.progress import progress_bar
+from prunelens.ranking import Ranking, rankings_file
+from prunelens.selection import Selection, parse_shard, select_examples, skip_recorder, tokenized_chains
+from prunelens.settings import identity, identity_defaults, name_parts, setting
+
+CONFIG_NAME = "run.json"
+
+
+@dataclass
+class JobConfig(Selection):
+    """The selection plus where results go and how many CPU threads torch may use."""
+
+    job: ClassVar[str] = ""  # the job type's name: first part of the default output folder
+
+    out: Path | None = setting(None, "output folder (default: runs/<job>-<data>-<model>-<settings>)")
+    threads: int | None = setting(None, "torch CPU threads (default: all cores; 1 when sharing cores)", minimum=1)
+
+    def output_dir(self) -> Path:
+        """``out``, else a folder under runs/ named by the job, data, model and result settings."""
+        if self.out is not None:
+            return Path(self.out)
+        source = Path(self.chains).stem if self.chains else f"{self.dataset}-{self.split}"
+        model = re.sub(r"[^\w.-]+", "_", Path(self.model).name)
+        shard = ["shard{}of{}".format(*parse_shard(self.shard))] if self.shard else []
+        return Path("runs") / "-".join([self.job, source, model, *name_parts(self), *shard])
+
+
+@dataclass
+class Processed:
+    """One example's outcome: its ranking and, for jobs with a store, a function writing its part."""
+
+    ranking: Ranking
+    write_part: Any = None  # callable(out_dir) or None
+
+
+class Job:
+    """A job type: subclasses set ``name`` and ``config_type`` and implement the steps."""
+
+    name: ClassVar[str]
+    config_type: ClassVar[type[JobConfig]]
+    needs_weights: ClassVar[bool] = True  # False: the tokenizer (and config) suffice
+    attn_implementation: ClassVar[str] = "sdpa"
+
+    def __init__(self, config: JobConfig):
+        self.config = config
+
+    def validate(self) -> None:
+        """Check settings that can be checked without the model; raise PrunelensError."""
+
+    def start(self, loaded) -> None:
+        """Build scorers, backends or rankers from the loaded model (called once, only if work is left)."""
+
+    def process(self, example, chain) -> Processed:
+        raise NotImplementedError
+
+    @classmethod
+    def finish(cls, out_dir: Path, rankings: list[Ranking], settings: dict) -> None:
+        """Consolidate per-example parts into the run's store (default: nothing to consolidate)."""
+
+    @classmethod
+    def part_files(cls, out_dir: Path, example_id: str) -> list[Path]:
+        """The per-example store files of one example (copied by merge)."""
+        return []
+
+
+@dataclass
+class RunSummary:
+    out_dir: Path
+    rankings: list[Ranking]
+    new_ids: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def read_settings(out_dir: Path) -> dict | None:
+    path = Path(out_dir) / CONFIG_NAME
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def check_settings(out_dir: Path, job: Job) -> None:
+    """Refuse to resume into a folder whose results came from other settings or another job. A setting
+    that a run.json predates counts as its default (the behaviour before the setting existed)."""
+    saved = read_settings(out_dir)
+    if saved is None:
+        return
+    if saved.get("job", job.name) != job.name:
+        raise PrunelensError(f"{out_dir} holds a `{saved['job']}` run, not `{job.name}`; choose another --out")
+    previous = {**identity_defaults(job.config_type), **saved.get("identity", {})}
+    current = identity(job.config)
+    changed = [f"{k}={previous.get(k)!r} (now {current[k]!r})" for k in current if previous.get(k) != current[k]]
+    if changed:
+        raise PrunelensError(f"{out_dir} holds a run with other settings: {', '.join(changed)}; choose another --out")
+
+
+def record_settings(out_dir: Path, job: Job) -> None:
+    path = Path(out_dir) / CONFIG_NAME
+    if not path.exists():
+        saved = {"job": job.name, "identity": identity(job.config), "config": asdict(job.config)}
+        path.write_text(json.dumps(saved, indent=2, default=str))
+
+
+def set_threads(threads: int | None) -> None:
+    import torch
+
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+
+
+def load_for(job: Job):
+    """The model (or only its tokenizer, for jobs that need no weights) named by the job's config."""
+    from prunelens.models import load_model, load_tokenizer
+
+    config = job.config
+    if not job.needs_weights:
+        return load_tokenizer(config.model)
+    return load_model(config.model, device=config.device, dtype=config.dtype, attn_implementation=job.attn_implementation)
+
+
+def run_job(job: Job, progress: bool = True, log=print) -> RunSummary:
+    """Run ``job`` over its selection into its output folder, resuming where a previous run stopped."""
+    config = job.config
+    out_dir = config.output_dir()
+    job.validate()
+    check_settings(out_dir, job)
+    summary = RunSummary(out_dir, [])
+    skip = skip_recorder(out_dir, log, summary.skipped)
+    examples = select_examples(config, skip)
+    records_path = rankings_file(out_dir)
+    done = {record["id"] for record in read_finished(records_path)}
+    todo = [e for e in examples if e.id not in done]
+    if todo:
+        set_threads(config.threads)
+        loaded = load_for(job)
+        job.start(loaded)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        record_settings(out_dir, job)
+        chains = tokenized_chains(config, todo, loaded, skip)
+        for example, chain in progress_bar(chains, total=len(todo), desc=job.name, enabled=progress, log=log):
+            started = time.perf_counter()
+            processed = job.process(example, chain)
+            processed.ranking.seconds = round(time.perf_counter() - started, 3)
+            if processed.write_part is not None:
+                processed.write_part(out_dir)
+            append_jsonl(records_path, processed.ranking.to_dict())
+            summary.new_ids.append(example.id)
+    summary.rankings = [Ranking.from_dict(r) for r in read_finished(records_path)]
+    if summary.rankings:
+        type(job).finish(out_dir, summary.rankings, read_settings(out_dir) or {})
+    return summary

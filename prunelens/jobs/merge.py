@@ -1,0 +1,83 @@
+"""Combine the output folders of sharded runs (`--shard K/N`) of one job into one folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from prunelens.errors import PrunelensError
+from prunelens.jobs.loop import CONFIG_NAME, read_settings
+from prunelens.jsonl import append_jsonl, read_finished
+from prunelens.ranking import RANKINGS_NAME, Ranking, rankings_file
+from prunelens.registry import JOBS
+from prunelens.selection import parse_shard
+
+
+def _shard_settings(shard_dirs: list[Path]) -> list[dict]:
+    found = []
+    for shard in shard_dirs:
+        saved = read_settings(shard)
+        if saved is None:
+            raise PrunelensError(f"{shard} is not a prunelens output folder (no {CONFIG_NAME})")
+        found.append(saved)
+    return found
+
+
+def _check_same_settings(shard_dirs: list[Path], found: list[dict]) -> None:
+    first = found[0]
+    for shard, saved in zip(shard_dirs[1:], found[1:]):
+        if saved.get("job", "prune") != first.get("job", "prune"):
+            raise PrunelensError(f"{shard} holds a `{saved.get('job')}` run, {shard_dirs[0]} a `{first.get('job')}` run")
+        for key in sorted(set(first["identity"]) | set(saved["identity"])):
+            if first["identity"].get(key) != saved["identity"].get(key):
+                raise PrunelensError(f"{shard} was run with {key}={saved['identity'].get(key)!r}, {shard_dirs[0]} "
+                                     f"with {key}={first['identity'].get(key)!r}; refusing to merge")  # fmt: skip
+
+
+def _check_complete(shard_dirs: list[Path], found: list[dict]) -> None:
+    """Every shard K/N of one N present once (shards of one selection, none missing)."""
+    specs = [saved["config"].get("shard") for saved in found]
+    if any(spec in (None, "None") for spec in specs):
+        return  # whole runs (e.g. a resumed run finished elsewhere) merge as they are
+    parsed = [parse_shard(spec) for spec in specs]
+    counts = {count for _, count in parsed}
+    if len(counts) != 1:
+        raise PrunelensError(f"shards of different partitions ({', '.join(specs)}); refusing to merge")
+    count = counts.pop()
+    missing = sorted(set(range(count)) - {index for index, _ in parsed})
+    if missing:
+        raise PrunelensError(f"missing shard(s) {', '.join(f'{k}/{count}' for k in missing)}; pass every shard folder")
+
+
+def merge_runs(out_dir: Path, shard_dirs: list[Path]) -> int:
+    """Merge shard folders into ``out_dir`` (records, store parts, consolidated store); returns the number
+    of rankings. Refuses shards of different jobs or settings, and an incomplete set of shards."""
+    out_dir, shard_dirs = Path(out_dir), [Path(s) for s in shard_dirs]
+    if not shard_dirs:
+        raise PrunelensError("no shard folders to merge")
+    found = _shard_settings(shard_dirs)
+    _check_same_settings(shard_dirs, found)
+    _check_complete(shard_dirs, found)
+    job = JOBS.load(found[0].get("job", "prune"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    merged_settings = {**found[0], "config": {**found[0]["config"], "shard": None, "out": str(out_dir)}}
+    existing = read_settings(out_dir)
+    if existing is not None and existing["identity"] != found[0]["identity"]:
+        raise PrunelensError(f"{out_dir} already holds a run with other settings; choose another folder")
+    (out_dir / CONFIG_NAME).write_text(json.dumps(merged_settings, indent=2, default=str))
+    records_path = out_dir / RANKINGS_NAME
+    merged = {record["id"]: record for record in read_finished(records_path)}
+    for shard in shard_dirs:
+        for record in read_finished(rankings_file(shard)):
+            if record["id"] in merged:
+                continue
+            for source, target in zip(job.part_files(shard, record["id"]), job.part_files(out_dir, record["id"])):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(source, target)
+            append_jsonl(records_path, record)
+            merged[record["id"]] = record
+    rankings = [Ranking.from_dict(record) for record in merged.values()]
+    if rankings:
+        job.finish(out_dir, rankings, merged_settings)
+    return len(rankings)

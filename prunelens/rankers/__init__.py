@@ -1,0 +1,1 @@
+"""Baselines that rank reasoning tokens for removal."""

@@ -1,0 +1,33 @@
+"""Greedy: the rankings of a finished `prunelens prune` run, passed on without recomputation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prunelens.errors import BadRecordError, PrunelensError
+from prunelens.rankers.base import Ranker
+
+
+class GreedyRanker(Ranker):
+    """Reads ``--pruning DIR``; each selected example must have a finished greedy ranking there."""
+
+    def validate(self):
+        from prunelens.ranking import load_rankings
+
+        if self.config.pruning is None:
+            raise PrunelensError("--method greedy needs --pruning DIR (a `prunelens prune` output folder)")
+        rankings = [r for r in load_rankings(Path(self.config.pruning)) if r.method == "greedy"]
+        if not rankings:
+            raise PrunelensError(f"--pruning {self.config.pruning}: no greedy rankings in this folder")
+        if rankings[0].model != self.config.model:
+            raise PrunelensError(f"--pruning {self.config.pruning} was pruned with model {rankings[0].model!r}, "
+                                 f"not {self.config.model!r}; pass the same --model")  # fmt: skip
+        self.by_id = {r.id: r for r in rankings}
+
+    def rank(self, example, chain):
+        ranking = self.by_id.get(example.id)
+        if ranking is None:
+            raise BadRecordError(example.id, f"no greedy ranking in {self.config.pruning}")
+        if ranking.reasoning_ids != list(chain.reasoning_ids):
+            raise BadRecordError(example.id, f"{self.config.pruning} holds other tokens for it")
+        return ranking

@@ -1,0 +1,21 @@
+"""Uniform: a seeded random deletion order, the same for an example whatever else is selected."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from prunelens.rankers.base import Ranked, Ranker
+
+
+class UniformRanker(Ranker):
+    """A random permutation drawn from (seed, example id), so shards and resumed runs agree."""
+
+    def settings(self):
+        return {"seed": self.config.seed}
+
+    def rank(self, example, chain):
+        key = int(hashlib.sha1(example.id.encode()).hexdigest()[:12], 16)
+        order = np.random.default_rng([self.config.seed, key]).permutation(len(chain.reasoning_ids))
+        return Ranked([int(i) for i in order])

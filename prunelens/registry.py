@@ -1,0 +1,101 @@
+"""Named entries for every pluggable part: scorers, hook backends, rankers, benchmarks.
+
+An entry names its implementation as ``"module:attribute"`` and is imported only when used, so the
+CLI can list every choice without loading torch, TransformerLens or a classifier. Registering a name
+twice is refused. The built-in entries are registered at the bottom of this file: a new ranker (or
+scorer, backend, benchmark) is one module plus one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from prunelens.errors import PrunelensError
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered implementation: its name, where it lives, and one line of help."""
+
+    name: str
+    target: str  # "package.module:attribute"
+    help: str
+
+    def load(self) -> Any:
+        """Import and return the registered object."""
+        module, _, attribute = self.target.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+class Registry:
+    """Entries of one kind (e.g. "ranker"), in registration order."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+
+    def register(self, name: str, target: str, help: str) -> Entry:
+        """Add an entry; a name already taken raises ValueError (a programming error, not user input)."""
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is already registered (by {self._entries[name].target})")
+        entry = self._entries[name] = Entry(name, target, help)
+        return entry
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def get(self, name: str) -> Entry:
+        """The entry called ``name``; a one-line PrunelensError listing the known names otherwise."""
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise PrunelensError(f"unknown {self.kind} {name!r} (known: {', '.join(self._entries)})") from None
+
+    def load(self, name: str) -> Any:
+        return self.get(name).load()
+
+    def choices(self) -> str:
+        """CLI help: every name with its line of help."""
+        return "; ".join(f"{e.name}: {e.help}" for e in self._entries.values())
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+
+SCORERS = Registry("scorer")
+SCORERS.register("fast", "prunelens.pruning.prefix_scorer:PrefixCacheScorer", "exact, prefix KV reuse (default)")
+SCORERS.register("naive", "prunelens.pruning.scorer:HFScorer", "exact, one full forward per candidate")
+SCORERS.register("vllm", "prunelens.pruning.vllm_scorer:VLLMScorer", "full forwards in vLLM (GPU, optional extra)")
+
+BACKENDS = Registry("hook backend")
+BACKENDS.register("hf", "prunelens.probes.backends:HFEagerBackend", "eager attention, hooks reduce each layer")
+BACKENDS.register("hf_blockwise", "prunelens.probes.backends:HFBlockwiseBackend",
+                  "SDPA forward, attention recomputed in row blocks (long sequences)")  # fmt: skip
+BACKENDS.register("transformer_lens", "prunelens.probes.backends:TransformerLensBackend",
+                  "TransformerBridge, blocks.{l}.attn.hook_pattern")  # fmt: skip
+BACKENDS.register("nnsight", "prunelens.probes.backends:NNsightBackend", "nnsight trace, self_attn.output[1]")
+
+RANKERS = Registry("ranker")
+RANKERS.register("greedy", "prunelens.rankers.greedy:GreedyRanker", "greedy pruning records of --pruning DIR")
+RANKERS.register("h2o", "prunelens.rankers.h2o:H2ORanker",
+                 "least received attention first (--features DIR, else computed with --backend)")  # fmt: skip
+RANKERS.register("surprisal", "prunelens.rankers.surprisal:SurprisalRanker",
+                 "least surprising first: -log p(token | prompt, earlier reasoning) under --model")  # fmt: skip
+RANKERS.register("uniform", "prunelens.rankers.uniform:UniformRanker", "seeded random order (--seed)")
+RANKERS.register("truncation", "prunelens.rankers.truncation:TruncationRanker", "from the end: keeps the first ρ")
+RANKERS.register("tokenskip", "prunelens.rankers.tokenskip:TokenSkipRanker",
+                 "LLMLingua-2 keep probability, least likely kept first (--classifier)")  # fmt: skip
+RANKERS.register("surrogate", "prunelens.rankers.surrogate:SurrogateRanker",
+                 "a trained attention surrogate's predicted greedy order (--surrogate FILE, --features DIR)")  # fmt: skip
+
+BENCHMARKS = Registry("dataset")
+BENCHMARKS.register("gsm8k", "prunelens.datasets.gsm8k:GSM8K", "grade-school math word problems")
+BENCHMARKS.register("math500", "prunelens.datasets.math500:Math500", "500 MATH competition problems")
+BENCHMARKS.register("mmlu_pro", "prunelens.datasets.mmlu_pro:MMLUPro", "multiple-choice questions, 10 options")
+
+JOBS = Registry("job")
+JOBS.register("prune", "prunelens.pruning.run:PruneJob", "greedy pruning: rankings + candidate scores (scores.nc)")
+JOBS.register("features", "prunelens.probes.run:FeaturesJob", "attention features (features.nc) + H2O rankings")
+JOBS.register("rank", "prunelens.rankers.run:RankJob", "rankings of any registered ranker")

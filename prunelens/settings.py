@@ -1,0 +1,119 @@
+"""Settings declared once: a dataclass field with metadata gives the CLI option, the resume check
+and the default output-folder name.
+
+``setting(default, help, result=True, name=...)``: ``result`` marks a setting that changes results (a
+resumed run must use the same value; ``identity`` collects them); ``name`` is how a non-default value
+appears in the default output-folder name (``"k"`` → ``k0.5``; ``""`` → the bare value), and ``always``
+shows it even at its default. ``cli_type`` / ``parse`` convert a CLI string (e.g. comma-separated ids).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from collections.abc import Callable
+from dataclasses import MISSING, Field, field, fields
+from typing import Annotated, Any, get_type_hints
+
+
+def setting(
+    default: Any = MISSING,
+    help: str = "",
+    *,
+    result: bool = False,
+    name: str | None = None,
+    always: bool = False,
+    flag: str | None = None,
+    cli: bool = True,
+    cli_type: type | None = None,
+    parse: Callable[[Any], Any] | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    default_factory: Callable[[], Any] | None = None,
+) -> Any:
+    """A dataclass field carrying its help, whether it affects results, and how it shows in names."""
+    metadata = {"help": help, "result": result, "name": name, "always": always, "flag": flag, "cli": cli,
+                "cli_type": cli_type, "parse": parse, "min": minimum, "max": maximum}  # fmt: skip
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def default_of(f: Field) -> Any:
+    return f.default_factory() if f.default_factory is not MISSING else f.default
+
+
+def result_fields(config) -> list[Field]:
+    return [f for f in fields(config) if f.metadata.get("result")]
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def identity(config) -> dict[str, str | None]:
+    """The result-affecting settings of ``config`` as strings: what a resumed run must match."""
+    return {f.name: _text(getattr(config, f.name)) for f in result_fields(config)}
+
+
+def identity_defaults(config_type) -> dict[str, str | None]:
+    """Each result setting's default, as ``identity`` writes it: a run.json written before a setting
+    existed is read as having used its default."""
+    return {f.name: _text(default_of(f)) for f in fields(config_type) if f.metadata.get("result")}
+
+
+def name_parts(config) -> list[str]:
+    """Output-name parts for the result settings that carry a ``name``: shown when ``always`` or when not
+    at their default; other result settings away from their default add one short hash part."""
+    parts, hidden = [], {}
+    for f in result_fields(config):
+        value = getattr(config, f.name)
+        if value == default_of(f) and not f.metadata["always"]:
+            continue
+        if f.metadata["name"] is None:
+            hidden[f.name] = _text(value)
+        elif isinstance(value, bool):
+            parts.extend([f.metadata["name"]] if value else [])
+        else:
+            parts.append(f"{f.metadata['name']}{value:g}" if isinstance(value, float) else f"{f.metadata['name']}{value}")
+    if hidden:
+        parts.append(hashlib.sha1(json.dumps(hidden, sort_keys=True).encode()).hexdigest()[:6])
+    return parts
+
+
+def cli_command(config_type, run: Callable[..., Any], extra: dict[str, tuple[Any, Any]] | None = None) -> Callable:
+    """A function whose keyword parameters are ``config_type``'s settings as typer options (help, bounds
+    and flags from the field metadata), plus ``extra`` CLI-only options {name: (annotation, default)}.
+    Calling it builds the config and calls ``run(config, **extra_values)``."""
+    import typer
+
+    hints = get_type_hints(config_type)
+    params, converters = [], {}
+    for f in fields(config_type):
+        if not f.metadata.get("cli", False):
+            continue
+        meta = f.metadata
+        kind = meta["cli_type"] or hints[f.name]
+        default = default_of(f)
+        if meta["cli_type"] is not None and default is not None:
+            default = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
+        option = typer.Option(*([meta["flag"]] if meta["flag"] else []), help=meta["help"], min=meta["min"],
+                              max=meta["max"])  # fmt: skip
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                        annotation=Annotated[kind, option]))  # fmt: skip
+        if meta["parse"] is not None:
+            converters[f.name] = meta["parse"]
+    for name, (annotation, default) in (extra or {}).items():
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation))
+
+    def command(**values):
+        extras = {name: values.pop(name) for name in (extra or {})}
+        for name, convert in converters.items():
+            if values[name] is not None:
+                values[name] = convert(values[name])
+        return run(config_type(**values), **extras)
+
+    command.__signature__ = inspect.Signature(params)
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    return command
