@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 setup: $(STAMP)
 
 demo: setup
-	$(BIN)/prunelens prune
+	$(BIN)/prunelens demo
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -74,7 +74,33 @@ def _rank(config):
     typer.echo(f"{len(summary.rankings)} rankings ({len(summary.new_ids)} new) in {summary.out_dir / 'rankings.jsonl'}")
 
 
+def _compress(config):
+    from prunelens.compress import compress_rankings
+
+    try:
+        written = compress_rankings(config, log=log_line)
+    except PrunelensError as error:
+        fail(str(error))
+    for keep, chains in written.items():
+        lengths = [c["student_tokens"] for c in chains]
+        mean = sum(lengths) / len(lengths) if lengths else 0
+        typer.echo(f"keep {keep:g}: {len(chains)} chains, mean {mean:.1f} student tokens")
+    typer.echo(f"chains in {config.output_dir()}")
+
+
+def _demo(config):
+    from prunelens.demo import demo_report, run_demo
+
+    try:
+        typer.echo(demo_report(run_demo(config, log=log_line), config.keep))
+    except PrunelensError as error:
+        fail(str(error))
+    typer.echo(f"\nrankings in {config.out}/<method>/rankings.jsonl")
+
+
 def _register_job_commands():
+    from prunelens.compress import CompressConfig
+    from prunelens.demo import DemoConfig
     from prunelens.probes.run import FeaturesConfig
     from prunelens.pruning.run import PruneConfig
     from prunelens.rankers.run import RankConfig
@@ -88,9 +114,13 @@ def _register_job_commands():
          "Per-head attention features of reasoning tokens (and H2O rankings) into an xarray store."),
         ("rank", RankConfig, _rank, None,
          "Rank reasoning tokens with a registered method (--method) into rankings.jsonl."),
+        ("demo", DemoConfig, _demo, None,
+         "The main job in about a minute: exact greedy pruning of short GSM8K chains beside baselines."),
+        ("compress", CompressConfig, _compress, None,
+         "Cut rankings to keep fractions counted in student tokens: matched-length chains JSONL per keep."),
     )  # fmt: skip
     for name, config_type, run, extra, help_text in commands:
-        app.command(name, help=help_text)(cli_command(config_type, run, extra))
+        app.command(name, help=help_text)(cli_command(config_type, run, extra, fail))
 
 
 _register_job_commands()

@@ -42,7 +42,7 @@ pruner's chain at that fraction, which step 5 keeps whenever that chain re-token
 from __future__ import annotations
 
 import math
-import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
@@ -50,20 +50,24 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from prunelens.errors import PrunelensError
+from prunelens.settings import setting
 
 Rule = Literal["majority", "max", "min"]
 
 
 def load_student_tokenizer(name_or_path: str) -> Any:
-    """A fast (offset-capable) transformers tokenizer; any failure is a one-line PrunelensError."""
-    path = Path(name_or_path).expanduser()
-    looks_local = name_or_path.startswith((".", "/", "~")) or (os.sep in name_or_path and path.parent.exists())
-    if looks_local and not path.is_dir():
-        raise PrunelensError(f"student tokenizer {name_or_path!r}: no such directory")
+    """A fast (offset-capable) tokenizer from a model alias, local dir or HF id; any failure is a
+    one-line PrunelensError."""
+    from prunelens.models import resolve_directory
+
+    try:
+        directory, _hub = resolve_directory(name_or_path)
+    except PrunelensError as error:
+        raise PrunelensError(f"student tokenizer {name_or_path!r}: {str(error).partition(': ')[2]}") from None
     try:
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        tokenizer = AutoTokenizer.from_pretrained(directory)
     except Exception as exc:  # noqa: BLE001 - every failure becomes the one line the user sees
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         reason = lines[0] if lines else type(exc).__name__
@@ -248,3 +252,80 @@ def _unit_rank(text: str, char_rank: np.ndarray, start: int, stop: int, rule: Ru
     if rule == "max":
         return int(ranks[-1])
     return int(ranks[len(ranks) // 2])
+
+
+def parse_keeps(text: str | Sequence[float]) -> list[float]:
+    """'0.5,0.7,0.9' → [0.5, 0.7, 0.9]; a one-line PrunelensError for values outside (0, 1]."""
+    try:
+        keeps = [float(v) for v in text.split(",") if v.strip()] if isinstance(text, str) else [float(v) for v in text]
+    except ValueError:
+        raise PrunelensError(f"--keep must be comma-separated numbers in (0, 1], got {text!r}") from None
+    bad = [k for k in keeps if not 0 < k <= 1]
+    if not keeps or bad:
+        raise PrunelensError(f"--keep values must lie in (0, 1], got {text!r}")
+    return keeps
+
+
+@dataclass
+class CompressConfig:
+    """`prunelens compress`: every ranking of a folder cut to each keep fraction in student tokens."""
+
+    rankings: Path = setting(help="a rankings folder (`prunelens prune`, `rank` or `features` output)",
+                             result=True)  # fmt: skip
+    keep: list[float] = setting(default_factory=lambda: [0.5, 0.7, 0.9], help="keep fractions in (0, 1], comma-separated",
+                                result=True, cli_type=str, parse=parse_keeps)  # fmt: skip
+    student_tokenizer: str = setting("smollm2-135m", "the student's tokenizer: model alias, local dir or HF id",
+                                     result=True)  # fmt: skip
+    out: Path | None = setting(None, "output folder (default: runs/compress-<rankings>-<student>)")
+    skip_bad: bool = setting(False, "log rankings that cannot be cut to skipped.jsonl and go on", flag="--skip-bad")
+
+    def output_dir(self) -> Path:
+        if self.out is not None:
+            return Path(self.out)
+        student = re.sub(r"[^\w.-]+", "_", Path(self.student_tokenizer).name)
+        return Path("runs") / f"compress-{Path(self.rankings).name}-{student}"
+
+
+def chains_path(out_dir: Path, keep: float) -> Path:
+    """The chains file of one keep fraction: keep0.5.jsonl."""
+    return Path(out_dir) / f"keep{keep:g}.jsonl"
+
+
+def compress_rankings(config: CompressConfig, log=print) -> dict[float, list[dict]]:
+    """Write, per keep fraction, chains {id, question, reasoning, answer, method, keep, student_tokens, …}
+    whose reasoning has round(keep · n_student) student tokens; resumes per file. Returns the chains."""
+    from prunelens.errors import BadRecordError
+    from prunelens.jobs.loop import check_settings, record_settings
+    from prunelens.jsonl import append_jsonl, read_finished
+    from prunelens.ranking import load_rankings
+    from prunelens.selection import skip_recorder
+
+    keeps = parse_keeps(config.keep)
+    out_dir = config.output_dir()
+    check_settings(out_dir, "compress", config)
+    rankings = load_rankings(config.rankings)
+    if not rankings:
+        raise PrunelensError(f"{config.rankings}: no finished rankings to compress")
+    tokenizer = load_student_tokenizer(config.student_tokenizer)
+    record_settings(out_dir, "compress", config)
+    skip = skip_recorder(out_dir, log)
+    written = {}
+    for keep in keeps:
+        path = chains_path(out_dir, keep)
+        done = {record["id"] for record in read_finished(path)}
+        for ranking in rankings:
+            if ranking.id in done:
+                continue
+            try:
+                matched = matched_chain(ranking.reasoning_tokens, ranking.deletion_order, tokenizer, keep)
+            except ValueError as error:
+                if not config.skip_bad:
+                    raise BadRecordError(ranking.id, str(error)) from None
+                skip(BadRecordError(ranking.id, str(error)))
+                continue
+            append_jsonl(path, {"id": ranking.id, "question": ranking.question, "reasoning": matched.text,
+                                "answer": ranking.answer, "method": ranking.method, "model": ranking.model,
+                                "keep": keep, "student_tokens": matched.student_tokens, "target": matched.target,
+                                "n_student": matched.n_student, "pruner_kept": matched.pruner_kept})  # fmt: skip
+        written[keep] = read_finished(path)
+    return written

@@ -93,7 +93,7 @@ def load_model(
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    directory, hub = _resolve_directory(spec)
+    directory, hub = resolve_directory(spec)
     kwargs = {"dtype": resolve_dtype(dtype), "attn_implementation": attn_implementation}
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory)
@@ -108,7 +108,7 @@ def load_tokenizer(spec: str) -> LoadedModel:
     """Only the tokenizer and config of ``spec`` (for jobs that tokenise but run no forward pass)."""
     from transformers import AutoConfig, AutoTokenizer
 
-    directory, hub = _resolve_directory(spec)
+    directory, hub = resolve_directory(spec)
     try:
         return LoadedModel(None, AutoTokenizer.from_pretrained(directory), spec, AutoConfig.from_pretrained(directory))
     except (OSError, ValueError) as exc:
@@ -121,7 +121,7 @@ def _load_error(spec: str, directory: str, hub: bool, exc: Exception) -> Prunele
     return PrunelensError(f"model {spec!r}: could not load from {where}: {reason}")
 
 
-def _resolve_directory(spec: str) -> tuple[str, bool]:
+def resolve_directory(spec: str) -> tuple[str, bool]:
     """A directory (or hub id) that from_pretrained can read, and whether it is a hub id."""
     if spec in ALIASES:
         alias = ALIASES[spec]

@@ -60,7 +60,8 @@ def identity(config) -> dict[str, str | None]:
 def identity_defaults(config_type) -> dict[str, str | None]:
     """Each result setting's default, as ``identity`` writes it: a run.json written before a setting
     existed is read as having used its default."""
-    return {f.name: _text(default_of(f)) for f in fields(config_type) if f.metadata.get("result")}
+    return {f.name: _text(default_of(f)) for f in fields(config_type)
+            if f.metadata.get("result") and default_of(f) is not MISSING}  # fmt: skip
 
 
 def name_parts(config) -> list[str]:
@@ -82,10 +83,14 @@ def name_parts(config) -> list[str]:
     return parts
 
 
-def cli_command(config_type, run: Callable[..., Any], extra: dict[str, tuple[Any, Any]] | None = None) -> Callable:
+def cli_command(config_type, run: Callable[..., Any], extra: dict[str, tuple[Any, Any]] | None = None,
+                fail: Callable[[str], Any] | None = None) -> Callable:  # fmt: skip
     """A function whose keyword parameters are ``config_type``'s settings as typer options (help, bounds
     and flags from the field metadata), plus ``extra`` CLI-only options {name: (annotation, default)}.
-    Calling it builds the config and calls ``run(config, **extra_values)``."""
+    Calling it builds the config and calls ``run(config, **extra_values)``; a PrunelensError while
+    converting the options goes to ``fail`` (the CLI's one-line error)."""
+    from prunelens.errors import PrunelensError
+
     import typer
 
     hints = get_type_hints(config_type)
@@ -96,7 +101,9 @@ def cli_command(config_type, run: Callable[..., Any], extra: dict[str, tuple[Any
         meta = f.metadata
         kind = meta["cli_type"] or hints[f.name]
         default = default_of(f)
-        if meta["cli_type"] is not None and default is not None:
+        if default is MISSING:  # a required option
+            default = inspect.Parameter.empty
+        elif meta["cli_type"] is not None and default is not None:
             default = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
         option = typer.Option(*([meta["flag"]] if meta["flag"] else []), help=meta["help"], min=meta["min"],
                               max=meta["max"])  # fmt: skip
@@ -109,10 +116,16 @@ def cli_command(config_type, run: Callable[..., Any], extra: dict[str, tuple[Any
 
     def command(**values):
         extras = {name: values.pop(name) for name in (extra or {})}
-        for name, convert in converters.items():
-            if values[name] is not None:
-                values[name] = convert(values[name])
-        return run(config_type(**values), **extras)
+        try:
+            for name, convert in converters.items():
+                if values[name] is not None:
+                    values[name] = convert(values[name])
+            config = config_type(**values)
+        except PrunelensError as error:
+            if fail is None:
+                raise
+            return fail(str(error))
+        return run(config, **extras)
 
     command.__signature__ = inspect.Signature(params)
     command.__annotations__ = {p.name: p.annotation for p in params}

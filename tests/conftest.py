@@ -39,9 +39,9 @@ def tiny_model(kind: str = "llama", seed: int = 0, dtype: str = "float64", **con
 @pytest.fixture(scope="session")
 def smollm2_dir() -> Path:
     """The smollm2-135m alias converted to a safetensors dir (converted once, then cached)."""
-    from prunelens.models import _resolve_directory
+    from prunelens.models import resolve_directory
 
-    return Path(_resolve_directory("smollm2-135m")[0])
+    return Path(resolve_directory("smollm2-135m")[0])
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from prunelens.errors import PrunelensError
+from prunelens.errors import BadRecordError, PrunelensError
 from prunelens.jsonl import append_jsonl, read_finished
 from prunelens.progress import progress_bar
 from prunelens.ranking import Ranking, rankings_file
@@ -104,25 +104,27 @@ def read_settings(out_dir: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def check_settings(out_dir: Path, job: Job) -> None:
+def check_settings(out_dir: Path, job: str, config) -> None:
     """Refuse to resume into a folder whose results came from other settings or another job. A setting
     that a run.json predates counts as its default (the behaviour before the setting existed)."""
     saved = read_settings(out_dir)
     if saved is None:
         return
-    if saved.get("job", job.name) != job.name:
-        raise PrunelensError(f"{out_dir} holds a `{saved['job']}` run, not `{job.name}`; choose another --out")
-    previous = {**identity_defaults(job.config_type), **saved.get("identity", {})}
-    current = identity(job.config)
+    if saved.get("job", job) != job:
+        raise PrunelensError(f"{out_dir} holds a `{saved['job']}` run, not `{job}`; choose another --out")
+    previous = {**identity_defaults(type(config)), **saved.get("identity", {})}
+    current = identity(config)
     changed = [f"{k}={previous.get(k)!r} (now {current[k]!r})" for k in current if previous.get(k) != current[k]]
     if changed:
         raise PrunelensError(f"{out_dir} holds a run with other settings: {', '.join(changed)}; choose another --out")
 
 
-def record_settings(out_dir: Path, job: Job) -> None:
+def record_settings(out_dir: Path, job: str, config) -> None:
+    """Write run.json (job, result settings, all settings) unless it exists."""
     path = Path(out_dir) / CONFIG_NAME
     if not path.exists():
-        saved = {"job": job.name, "identity": identity(job.config), "config": asdict(job.config)}
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        saved = {"job": job, "identity": identity(config), "config": asdict(config)}
         path.write_text(json.dumps(saved, indent=2, default=str))
 
 
@@ -147,7 +149,7 @@ def run_job(job: Job, progress: bool = True, log=print) -> RunSummary:
     config = job.config
     out_dir = config.output_dir()
     job.validate()
-    check_settings(out_dir, job)
+    check_settings(out_dir, job.name, config)
     summary = RunSummary(out_dir, [])
     skip = skip_recorder(out_dir, log, summary.skipped)
     examples = select_examples(config, skip)
@@ -158,12 +160,17 @@ def run_job(job: Job, progress: bool = True, log=print) -> RunSummary:
         set_threads(config.threads)
         loaded = load_for(job)
         job.start(loaded)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        record_settings(out_dir, job)
+        record_settings(out_dir, job.name, config)
         chains = tokenized_chains(config, todo, loaded, skip)
         for example, chain in progress_bar(chains, total=len(todo), desc=job.name, enabled=progress, log=log):
             started = time.perf_counter()
-            processed = job.process(example, chain)
+            try:
+                processed = job.process(example, chain)
+            except BadRecordError as error:
+                if not config.skip_bad:
+                    raise
+                skip(error)
+                continue
             processed.ranking.seconds = round(time.perf_counter() - started, 3)
             if processed.write_part is not None:
                 processed.write_part(out_dir)
