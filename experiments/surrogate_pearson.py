@@ -22,6 +22,7 @@ from prunelens.probes.surrogate import (
     ExampleData, SurrogateConfig, correlations, load_examples_for_surrogate, train_surrogate,
 )  # fmt: skip
 from prunelens.pruning.run import PruneConfig, run_pruning
+from prunelens.report import markdown_table
 
 
 class Stages:
@@ -134,17 +135,19 @@ def main(argv=None):
         f"received attention ({train[0].x.shape[1]} per token), backend {args.backend}. Mean within-example "
         "correlation over held-out examples, 95% bootstrap CI. Paper (Llama-3.1-8B, 200/1,000): Pearson 0.88.",
         "",
-        "| method | Pearson | 95% CI | Spearman | 95% CI | examples |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, s in summaries.items():
-        lines.append(f"| {name} | {s['pearson']:.3f} | {s['pearson_ci'][0]:.3f}–{s['pearson_ci'][1]:.3f} | "
-                     f"{s['spearman']:.3f} | {s['spearman_ci'][0]:.3f}–{s['spearman_ci'][1]:.3f} | {s['n_examples']} |")  # fmt: skip
-    lines += ["", "Learning curve (MLP, Pearson loss):", "", "| train examples | Pearson | 95% CI |", "|---|---|---|"]
-    lines += [f"| {size} | {s['pearson']:.3f} | {s['pearson_ci'][0]:.3f}–{s['pearson_ci'][1]:.3f} |" for size, s in curve]
-    lines += ["", "Stage times:", "", "| stage | seconds |", "|---|---|"]
-    lines += [f"| {name} | {seconds:.1f} |" for name, seconds in stages.rows]
-    lines += [f"| total | {sum(s for _, s in stages.rows):.1f} |", "", "Scatter plot: surrogate_scatter.png"]
+        markdown_table(["method", "Pearson", "95% CI", "Spearman", "95% CI", "examples"],
+                       [[name, f"{s['pearson']:.3f}", f"{s['pearson_ci'][0]:.3f}–{s['pearson_ci'][1]:.3f}",
+                         f"{s['spearman']:.3f}", f"{s['spearman_ci'][0]:.3f}–{s['spearman_ci'][1]:.3f}", s["n_examples"]]
+                        for name, s in summaries.items()]),
+        "", "Learning curve (MLP, Pearson loss):", "",
+        markdown_table(["train examples", "Pearson", "95% CI"],
+                       [[size, f"{s['pearson']:.3f}", f"{s['pearson_ci'][0]:.3f}–{s['pearson_ci'][1]:.3f}"]
+                        for size, s in curve]),
+        "", "Stage times:", "",
+        markdown_table(["stage", "seconds"], [[name, f"{seconds:.1f}"] for name, seconds in stages.rows]
+                       + [["total", f"{sum(s for _, s in stages.rows):.1f}"]]),
+        "", "Scatter plot: surrogate_scatter.png",
+    ]  # fmt: skip
     text = "\n".join(lines) + "\n"
     (out / "surrogate_pearson.md").write_text(text)
     print(text)

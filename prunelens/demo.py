@@ -32,15 +32,10 @@ def chains_by_length(config: DemoConfig) -> list[str]:
     """Ids of the first ``count`` GSM8K test chains whose reasoning has min–max tokens."""
     from prunelens.datasets import load_examples
     from prunelens.models import load_tokenizer
+    from prunelens.selection import ids_by_length
 
     tokenizer = load_tokenizer(config.model).tokenizer
-    chosen = []
-    for example in load_examples("gsm8k", "test"):
-        if config.min_tokens <= len(tokenizer(example.reasoning, add_special_tokens=False)["input_ids"]) <= config.max_tokens:
-            chosen.append(example.id)
-        if len(chosen) == config.count:
-            break
-    return chosen
+    return ids_by_length(load_examples("gsm8k", "test"), tokenizer, config.min_tokens, config.max_tokens, config.count)
 
 
 def run_demo(config: DemoConfig, log=print) -> dict[str, list[Ranking]]:

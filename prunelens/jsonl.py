@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from prunelens.errors import BadRecordError
+from prunelens.errors import BadRecordError, PrunelensError
 
 
 def iter_jsonl(path: Path, *, skip_bad: bool = False, on_skip=None) -> Iterator[dict[str, Any]]:
@@ -17,8 +17,16 @@ def iter_jsonl(path: Path, *, skip_bad: bool = False, on_skip=None) -> Iterator[
     With ``skip_bad`` the malformed line is passed to ``on_skip(error)`` and skipped instead.
     Blank lines are ignored.
     """
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    if not Path(path).is_file():
+        raise PrunelensError(f"{path}: no such file")
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+                if "\x00" in line:
+                    raise ValueError("a NUL byte: binary data, not JSON Lines text")
+            except ValueError as exc:  # UnicodeDecodeError is a ValueError
+                raise BadRecordError(f"{Path(path).name}:{number}", f"not UTF-8 JSON Lines text ({exc})") from None
             if not line.strip():
                 continue
             try:

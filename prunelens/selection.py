@@ -73,6 +73,17 @@ def select_examples(selection: Selection, on_skip) -> list[Example]:
     return examples
 
 
+def ids_by_length(examples: list[Example], tokenizer, low: int, high: int, count: int) -> list[str]:
+    """Ids of the first ``count`` examples whose reasoning has ``low``–``high`` tokens (inclusive)."""
+    chosen = []
+    for example in examples:
+        if example.reasoning and low <= len(tokenizer(example.reasoning, add_special_tokens=False)["input_ids"]) <= high:
+            chosen.append(example.id)
+            if len(chosen) == count:
+                break
+    return chosen
+
+
 def skip_recorder(out_dir: Path, log, skipped: list[str] | None = None) -> Callable[[BadRecordError], None]:
     """A callback for bad records: one log line, a line in out_dir/skipped.jsonl, the id in ``skipped``."""
 

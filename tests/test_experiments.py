@@ -7,7 +7,7 @@ import torch
 
 from conftest import DATA_DIR
 from prunelens.models import load_model
-from prunelens.pruning.benchmark import DEFAULT_MODES, markdown_table, per_chain_table, run_modes
+from prunelens.pruning.benchmark import DEFAULT_MODES, modes_table, per_chain_table, run_modes
 from prunelens.pruning.chain import TokenizedChain
 from prunelens.pruning.compare import deletion_ranks, hit_at_s, kendall_tau, removed_between
 
@@ -40,7 +40,7 @@ def test_benchmark_tables_on_a_tiny_model(tiny_model_dir):
     # naive computes every candidate in full, plus the unpruned chain once for the base score
     assert results["naive"].tokens[0] == results["naive"].candidate_tokens[0] + 12 + 10 + 2
     assert results["fast"].tokens[0] < results["naive"].tokens[0]
-    table = markdown_table(chains, results, flops=1e11, params=10**6)
+    table = modes_table(chains, results, flops=1e11, params=10**6)
     assert "| fast | " in table and table.count("| yes |") >= 2
     assert "| fast bf16 | " in table and "| fast+lazy4/n3 | " in table and "| fast+window8/m4 | " in table
     assert next(loaded.model.parameters()).dtype == torch.float32  # the bf16 mode ran on a copy

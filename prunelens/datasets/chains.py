@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prunelens.datasets.base import Example, require
-from prunelens.errors import BadRecordError
+from prunelens.errors import BadRecordError, PrunelensError
 from prunelens.jsonl import iter_jsonl
 
 
@@ -34,4 +34,6 @@ def load_chains(path: Path, *, dataset: str = "", skip_bad: bool = False, on_ski
                 raise
             if on_skip is not None:
                 on_skip(error)
+    if not examples and not seen:
+        raise PrunelensError(f"chains file {path} holds no records")
     return examples

@@ -11,6 +11,7 @@ from prunelens.memory import PeakMemory
 from prunelens.pruning.compare import DEFAULT_BANDS, hit_at_s, kendall_tau
 from prunelens.pruning.greedy import EXACT, Approximation, greedy_prune
 from prunelens.pruning.scorers import make_scorer
+from prunelens.report import markdown_table
 
 
 @dataclass(frozen=True)
@@ -97,14 +98,13 @@ def run_modes(loaded, chains, modes, objective="joint", keep=0.5, token_budget=1
     return results
 
 
-def markdown_table(chains, results, flops: float, params: int, reference: str = "naive") -> str:
+def modes_table(chains, results, flops: float, params: int, reference: str = "naive") -> str:
     """The benchmark table; agreement columns compare each mode with the exact ``reference`` orders."""
     base = results[reference]
-    head = ("| mode | s/example | cand. tok/s | tokens computed | speed-up vs naive | FLOP-bound speed-up | "
-            "of bound | FLOP floor s/ex | identical order | Kendall tau | " +
-            " | ".join(f"Hit@S {h:g}→{lo:g}" for h, lo in DEFAULT_BANDS) +
-            " | Δ objective at end (nats) | peak RSS MB |")  # fmt: skip
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    header = ["mode", "s/example", "cand. tok/s", "tokens computed", "speed-up vs naive", "FLOP-bound speed-up",
+              "of bound", "FLOP floor s/ex", "identical order", "Kendall tau",
+              *(f"Hit@S {h:g}→{lo:g}" for h, lo in DEFAULT_BANDS), "Δ objective at end (nats)", "peak RSS MB"]  # fmt: skip
+    rows = []
     for name, r in results.items():
         seconds, tokens = np.mean(r.seconds), np.mean(r.tokens)
         speedup = np.mean(base.seconds) / seconds
@@ -117,27 +117,24 @@ def markdown_table(chains, results, flops: float, params: int, reference: str = 
             for h, lo in DEFAULT_BANDS
         ]
         delta = np.mean(np.array(r.final_scores) - np.array(base.final_scores))
-        lines.append(
-            f"| {name} | {seconds:.1f} | {np.sum(r.candidate_tokens) / np.sum(r.seconds):.0f} | {tokens:.0f} | "
-            f"{speedup:.1f}× | {bound:.1f}× | {speedup / bound:.0%} | {floor:.1f} | {'yes' if same else 'no'} | "
-            f"{np.mean(taus):.3f} | " + " | ".join(f"{h:.2f}" for h in hits) + f" | {delta:+.3f} | {r.peak_rss_mb:.0f} |"
-        )
-    return "\n".join(lines)
+        rows.append([name, f"{seconds:.1f}", f"{np.sum(r.candidate_tokens) / np.sum(r.seconds):.0f}", f"{tokens:.0f}",
+                     f"{speedup:.1f}×", f"{bound:.1f}×", f"{speedup / bound:.0%}", f"{floor:.1f}",
+                     "yes" if same else "no", f"{np.mean(taus):.3f}", *(f"{h:.2f}" for h in hits), f"{delta:+.3f}",
+                     f"{r.peak_rss_mb:.0f}"])  # fmt: skip
+    return markdown_table(header, rows)
 
 
 def per_chain_table(chains, results, reference: str = "naive", exact: str = "fast") -> str:
     """Per chain: lengths, the FLOP-bound speed-up (naive tokens / fast tokens) and the achieved one."""
-    lines = ["| chain | prompt | reasoning | answer | naive tokens | fast tokens | bound | achieved | of bound |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     naive, fast = results[reference], results[exact]
+    rows = []
     for i, chain in enumerate(chains):
         bound = naive.tokens[i] / fast.tokens[i]
         achieved = naive.seconds[i] / fast.seconds[i]
-        lines.append(
-            f"| {chain.id} | {len(chain.prompt_ids)} | {len(chain.reasoning_ids)} | {len(chain.answer_ids)} | "
-            f"{naive.tokens[i]} | {fast.tokens[i]} | {bound:.1f}× | {achieved:.1f}× | {achieved / bound:.0%} |"
-        )
-    return "\n".join(lines)
+        rows.append([chain.id, len(chain.prompt_ids), len(chain.reasoning_ids), len(chain.answer_ids), naive.tokens[i],
+                     fast.tokens[i], f"{bound:.1f}×", f"{achieved:.1f}×", f"{achieved / bound:.0%}"])  # fmt: skip
+    header = ["chain", "prompt", "reasoning", "answer", "naive tokens", "fast tokens", "bound", "achieved", "of bound"]
+    return markdown_table(header, rows)
 
 
 @dataclass
@@ -198,7 +195,7 @@ def run_benchmark(config: BenchConfig, log=print) -> str:
         "and Hit@S is the share of S among its first |S| (DESIGN.md). Δ objective = the final chain's objective "
         "minus exact's (nats).",
         "",
-        markdown_table(chains, results, flops, params),
+        modes_table(chains, results, flops, params),
         "",
         "## Per chain: FLOP-bound speed-up (naive tokens ÷ fast tokens) and achieved speed-up of fast",
         "",
