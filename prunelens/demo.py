@@ -60,7 +60,7 @@ def demo_report(found: dict[str, list[Ranking]], keep: float) -> str:
         lines.append(f"\n=== {greedy.id}: {greedy.n} reasoning tokens, answer {greedy.answer}, "
                      f"greedy pruning {greedy.seconds or 0:.1f} s")  # fmt: skip
         for fraction in sorted(set(SHOWN) | {keep}, reverse=True):
-            if fraction >= greedy.deepest_keep:
+            if greedy.reaches(fraction):
                 lines.append(f"--- greedy, keep {fraction:g}\n{greedy.marked(fraction)}")
         for method, rankings in by_method.items():
             if method != "greedy":

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from prunelens.errors import PrunelensError
-from prunelens.pruning.keep import kept_positions
+from prunelens.pruning.keep import kept_positions, n_keep
 
 RANKINGS_NAME = "rankings.jsonl"
 LEGACY_NAMES = ("pruning.jsonl", "h2o.jsonl")  # written by prunelens before rankings.jsonl existed
@@ -56,6 +56,11 @@ class Ranking:
     def deepest_keep(self) -> float:
         """The smallest keep fraction this ranking reaches (0.0 for a full permutation)."""
         return (self.n - len(self.deletion_order)) / self.n if self.n else 1.0
+
+    def reaches(self, keep: float) -> bool:
+        """Whether the ranking goes as far as keep fraction ``keep``, rounded as ``n_keep`` rounds (12 tokens
+        at keep 0.8 keep 10: two deletions reach 0.8, though ``deepest_keep`` is then 10/12 > 0.8)."""
+        return self.n - n_keep(self.n, keep) <= len(self.deletion_order)
 
     def kept_positions(self, keep: float) -> list[int]:
         """Positions still present at keep fraction ``keep`` (ValueError where the ranking stops earlier)."""

@@ -54,6 +54,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def select_examples(selection: Selection, on_skip) -> list[Example]:
     """The examples a selection names; bad records go to ``on_skip`` when ``skip_bad``, else raise."""
+    get_benchmark(selection.dataset)  # an unknown --dataset fails here, before run.json records it
     if selection.chains is not None:
         examples = load_chains(selection.chains, dataset=selection.dataset, skip_bad=selection.skip_bad, on_skip=on_skip)
     else:

@@ -31,27 +31,11 @@ TEXT = (
 @pytest.fixture(scope="module")
 def classifier_dir(tmp_path_factory):
     """A saved tiny random XLM-RoBERTa token classifier with a small trained WordPiece fast tokenizer."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaForTokenClassification
+    from prunelens.rankers.tokenskip import save_standin_classifier
 
-    specials = ["<s>", "<pad>", "</s>", "<unk>"]  # XLM-R's order: pad id 1
-    raw = Tokenizer(models.WordPiece(unk_token="<unk>"))
-    raw.pre_tokenizer = pre_tokenizers.Whitespace()
-    raw.train_from_iterator(CORPUS, trainers.WordPieceTrainer(vocab_size=120, special_tokens=specials))
-    raw.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", special_tokens=[("<s>", raw.token_to_id("<s>")), ("</s>", raw.token_to_id("</s>"))]
-    )
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<s>", cls_token="<s>", eos_token="</s>",
-                                        sep_token="</s>", pad_token="<pad>", unk_token="<unk>")  # fmt: skip
-    assert tokenizer.pad_token_id == 1
-    torch.manual_seed(0)
-    config = XLMRobertaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                              intermediate_size=64, max_position_embeddings=160, num_labels=2, pad_token_id=1,
-                              bos_token_id=0, eos_token_id=2, initializer_range=0.5)  # fmt: skip
-    model = XLMRobertaForTokenClassification(config)
     target = tmp_path_factory.mktemp("tiny-llmlingua")
-    model.save_pretrained(target)
-    tokenizer.save_pretrained(target)
+    save_standin_classifier(target, CORPUS, vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                            intermediate_size=64, max_position_embeddings=160, initializer_range=0.5)  # fmt: skip
     return target
 
 

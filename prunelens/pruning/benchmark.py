@@ -192,7 +192,7 @@ def run_benchmark(config: BenchConfig, log=print) -> str:
         f"FLOP floor = tokens computed × 2 × {params / 1e6:.1f} M parameters ÷ that rate.",
         "Agreement columns compare with naive exact pruning. Hit@S per keep-fraction band ρ → ρ': S = the tokens "
         "exact pruning deletes in the band; the mode's deletion order ranks the tokens exact still has at ρ, "
-        "and Hit@S is the share of S among its first |S| (DESIGN.md). Δ objective = the final chain's objective "
+        "and Hit@S is the share of S among its first |S| (docs/design.md). Δ objective = the final chain's objective "
         "minus exact's (nats).",
         "",
         modes_table(chains, results, flops, params),

@@ -17,7 +17,7 @@ def removed_between(order: Sequence[int], n: int, high: float, low: float) -> se
 
 
 def hit_at_s(reference: Sequence[int], other: Sequence[int], n: int, high: float, low: float) -> float:
-    """Hit@|S| of ``other``'s deletion order used as a ranking, as DESIGN.md defines it for rankings:
+    """Hit@|S| of ``other``'s deletion order used as a ranking, as docs/design.md defines it for rankings:
     S = the reference's deletions while the keep fraction falls from ``high`` to ``low``; among the
     tokens the reference still has at ``high``, the |S| that ``other`` deletes first (ties and
     never-deleted tokens by position); the share of S they cover (NaN if S is empty)."""
