@@ -19,7 +19,11 @@ import numpy as np
 
 from prunelens.probes.run import FeaturesConfig, run_features
 from prunelens.probes.surrogate import (
-    ExampleData, SurrogateConfig, correlations, load_examples_for_surrogate, train_surrogate,
+    ExampleData,
+    SurrogateConfig,
+    correlations,
+    load_examples_for_surrogate,
+    train_surrogate,
 )  # fmt: skip
 from prunelens.pruning.run import PruneConfig, run_pruning
 from prunelens.report import markdown_table

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from prunelens.errors import PrunelensError
+from prunelens.progress import log_line
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 surrogate_app = typer.Typer(no_args_is_help=True, help="Train, evaluate and apply attention → pruning-score surrogates.")
@@ -26,10 +27,6 @@ def fail(message: str, code: int = 2):
     raise typer.Exit(code)
 
 
-def log_line(line: str) -> None:
-    typer.echo(line, err=True)
-
-
 def run_reporting(run, config):
     """Run a job; a PrunelensError or Ctrl-C becomes one line (finished examples stay on disk)."""
     try:
@@ -43,7 +40,7 @@ def run_reporting(run, config):
 def shown_fractions(ranking, final: float | None = None) -> list[float]:
     """The keep fractions to print for a ranking: the usual ones and ``final``, as far as it reaches."""
     wanted = set(SHOWN_FRACTIONS) | ({final} if final is not None else set())
-    return sorted((f for f in wanted if f >= ranking.deepest_keep - 1e-9), reverse=True)
+    return sorted((f for f in wanted if ranking.reaches(f)), reverse=True)
 
 
 def _prune(config, show: bool):
@@ -172,7 +169,11 @@ def surrogate_train(
     seed: int = 0,
 ):
     """Fit a surrogate on a feature store joined with a pruning run."""
-    from prunelens.probes.surrogate import SurrogateConfig, load_examples_for_surrogate, train_surrogate
+    from prunelens.probes.surrogate import (
+        SurrogateConfig,
+        load_examples_for_surrogate,
+        train_surrogate,
+    )
 
     try:
         config = SurrogateConfig(kind=kind, loss=loss, target=target, epochs=epochs, seed=seed)
@@ -193,7 +194,11 @@ def surrogate_eval(
     """Mean within-example Pearson and Spearman of the surrogate's predictions, with 95% CIs."""
     import json
 
-    from prunelens.probes.surrogate import Surrogate, correlations, load_examples_for_surrogate
+    from prunelens.probes.surrogate import (
+        Surrogate,
+        correlations,
+        load_examples_for_surrogate,
+    )
 
     try:
         model = Surrogate.load(surrogate)

@@ -50,6 +50,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from prunelens.errors import PrunelensError
+from prunelens.progress import log_line
 from prunelens.settings import setting
 
 Rule = Literal["majority", "max", "min"]
@@ -291,7 +292,7 @@ def chains_path(out_dir: Path, keep: float) -> Path:
     return Path(out_dir) / f"keep{keep:g}.jsonl"
 
 
-def compress_rankings(config: CompressConfig, log=print) -> dict[float, list[dict]]:
+def compress_rankings(config: CompressConfig, log=log_line) -> dict[float, list[dict]]:
     """Write, per keep fraction, chains {id, question, reasoning, answer, method, keep, student_tokens, …}
     whose reasoning has round(keep · n_student) student tokens; resumes per file. Returns the chains."""
     from prunelens.errors import BadRecordError

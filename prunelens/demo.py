@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from prunelens.progress import log_line
 from prunelens.ranking import Ranking
 from prunelens.selection import split_ids
 from prunelens.settings import setting
@@ -38,7 +39,7 @@ def chains_by_length(config: DemoConfig) -> list[str]:
     return ids_by_length(load_examples("gsm8k", "test"), tokenizer, config.min_tokens, config.max_tokens, config.count)
 
 
-def run_demo(config: DemoConfig, log=print) -> dict[str, list[Ranking]]:
+def run_demo(config: DemoConfig, log=log_line) -> dict[str, list[Ranking]]:
     """Prune the chosen chains exactly and rank them with each baseline; {method: rankings}."""
     from prunelens.pruning.run import PruneConfig, run_pruning
     from prunelens.rankers.run import RankConfig, run_rank

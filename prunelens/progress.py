@@ -10,12 +10,17 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+def log_line(line: str) -> None:
+    """The default log: one line to stderr, so stdout stays for results."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def interactive() -> bool:
     """Whether stderr is a terminal (progress bars) rather than a log file or pipe (plain lines)."""
     return sys.stderr.isatty()
 
 
-def progress_bar(items: Iterable[T], total: int, desc: str, enabled: bool = True, log=print) -> Iterator[T]:
+def progress_bar(items: Iterable[T], total: int, desc: str, enabled: bool = True, log=log_line) -> Iterator[T]:
     """Yield ``items``; show a bar on a terminal, else one ``desc [k/total] (s)`` line per finished item."""
     if not enabled:
         yield from items

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-from collections.abc import Callable, Iterator
 
 from prunelens.datasets import Example, get_benchmark, load_examples
 from prunelens.datasets.chains import load_chains

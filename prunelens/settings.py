@@ -89,9 +89,9 @@ def cli_command(config_type, run: Callable[..., Any], extra: dict[str, tuple[Any
     and flags from the field metadata), plus ``extra`` CLI-only options {name: (annotation, default)}.
     Calling it builds the config and calls ``run(config, **extra_values)``; a PrunelensError while
     converting the options goes to ``fail`` (the CLI's one-line error)."""
-    from prunelens.errors import PrunelensError
-
     import typer
+
+    from prunelens.errors import PrunelensError
 
     hints = get_type_hints(config_type)
     params, converters = [], {}

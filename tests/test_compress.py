@@ -9,8 +9,8 @@ import random
 import re
 
 import pytest
-
 from conftest import DATA_DIR
+
 from prunelens.compress import MatchedChain, load_student_tokenizer, matched_chain
 from prunelens.errors import PrunelensError
 

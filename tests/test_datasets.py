@@ -1,8 +1,8 @@
 """Dataset loaders on the real files in ../shared/data: counts, splits, gold chains, grading."""
 
 import pytest
-
 from conftest import DATA_DIR
+
 from prunelens.datasets import get_benchmark, load_examples, partition
 from prunelens.datasets.chains import load_chains
 from prunelens.datasets.grading import extract_letter, numbers_equal

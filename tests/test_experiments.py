@@ -4,12 +4,22 @@ import json
 
 import numpy as np
 import torch
-
 from conftest import DATA_DIR
+
 from prunelens.models import load_model
-from prunelens.pruning.benchmark import DEFAULT_MODES, modes_table, per_chain_table, run_modes
+from prunelens.pruning.benchmark import (
+    DEFAULT_MODES,
+    modes_table,
+    per_chain_table,
+    run_modes,
+)
 from prunelens.pruning.chain import TokenizedChain
-from prunelens.pruning.compare import deletion_ranks, hit_at_s, kendall_tau, removed_between
+from prunelens.pruning.compare import (
+    deletion_ranks,
+    hit_at_s,
+    kendall_tau,
+    removed_between,
+)
 
 
 def test_agreement_metrics():

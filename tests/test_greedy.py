@@ -3,11 +3,22 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import tiny_model
+
 from prunelens.errors import PrunelensError
-from prunelens.pruning.greedy import Approximation, _neighbors, greedy_prune, window_costs
-from prunelens.pruning.keep import kept_positions, marked_text, n_keep, pruned_ids, pruned_text
+from prunelens.pruning.greedy import (
+    Approximation,
+    _neighbors,
+    greedy_prune,
+    window_costs,
+)
+from prunelens.pruning.keep import (
+    kept_positions,
+    marked_text,
+    n_keep,
+    pruned_ids,
+    pruned_text,
+)
 from prunelens.pruning.prefix_scorer import PrefixCacheScorer
 from prunelens.pruning.scorer import HFScorer
 

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import DATA_DIR
 from typer.testing import CliRunner
 
-from conftest import DATA_DIR
 from prunelens.cli import app
 from prunelens.datasets import get_benchmark, load_examples
 from prunelens.pruning.chain import tokenize_chain
@@ -42,7 +42,7 @@ def test_prune_cli_on_gsm8k(tmp_path):
             "--data-dir", str(DATA_DIR)]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "--- keep 1.0" in result.output and "[-" in result.output and str(out) in result.output
+    assert "--- keep 1\n" in result.output and "[-" in result.output and str(out) in result.output
     records = [json.loads(line) for line in (out / "rankings.jsonl").read_text().splitlines()]
     assert [r["id"] for r in records] == ids
     for record in records:

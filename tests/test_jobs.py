@@ -214,11 +214,15 @@ def test_bad_chains_files_are_one_line_cli_errors(tmp_path, tiny_model_dir, kind
 def test_bad_model_or_dataset_writes_nothing_and_the_fix_reruns(tmp_path, chains, tiny_model_dir, option, bad, expected):
     out = tmp_path / "out"
     good = {"--model": str(tiny_model_dir), "--dataset": "gsm8k"}
-    args = ["prune", "--chains", str(chains), "--out", str(out), "--ids", "c3", "--steps", "1", "--threads", "1"]
-    failed = CliRunner().invoke(app, [*args, *[v for k, g in good.items() for v in (k, bad if k == option else g)]])
+    args = ["prune", "--chains", str(chains), "--out", str(out), "--ids", "c3", "--steps", "1", "--threads", "1", "--no-show"]
+
+    def invoke(options):
+        return CliRunner().invoke(app, [*args, *(text for pair in options.items() for text in pair)])
+
+    failed = invoke({**good, option: bad})
     assert failed.exit_code == 2 and expected in one_line_error(failed)
     assert not (out / "run.json").exists()
-    rerun = CliRunner().invoke(app, [*args, *[v for k, g in good.items() for v in (k, g)], "--no-show"])
+    rerun = invoke(good)
     assert rerun.exit_code == 0, rerun.output
     saved = json.loads((out / "run.json").read_text())
     assert saved["identity"]["dataset"] == "gsm8k" and saved["identity"]["model"] == str(tiny_model_dir)

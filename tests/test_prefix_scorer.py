@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from conftest import tiny_model
+
 from prunelens.pruning.greedy import Approximation, greedy_prune
 from prunelens.pruning.prefix_scorer import PrefixCacheScorer, common_prefix
 from prunelens.pruning.scorer import HFScorer

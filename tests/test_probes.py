@@ -5,13 +5,19 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import tiny_model
+
 from prunelens.errors import PrunelensError
-from prunelens.probes.backends import HFBlockwiseBackend, HFEagerBackend, NNsightBackend, TransformerLensBackend, make_backend
+from prunelens.probes.backends import (
+    HFBlockwiseBackend,
+    HFEagerBackend,
+    NNsightBackend,
+    TransformerLensBackend,
+    make_backend,
+)
 from prunelens.probes.features import chain_features
-from prunelens.rankers.base import ascending_order
 from prunelens.pruning.chain import TokenizedChain
+from prunelens.rankers.base import ascending_order
 
 
 def reference_received(model, ids):
@@ -90,8 +96,8 @@ def test_features_are_means_over_later_positions_and_h2o_is_the_sum():
 
 
 def test_h2o_order_and_pruned_chain():
-    from prunelens.rankers.h2o import h2o_ranking
     from prunelens.datasets.base import Example
+    from prunelens.rankers.h2o import h2o_ranking
 
     assert ascending_order([0.5, 0.1, 0.5, 0.0]) == [3, 1, 0, 2]
     chain = TokenizedChain("e", [1], [5, 6, 7, 8], [9], "x y z w", "", [(0, 1), (1, 3), (3, 5), (5, 7)], ["x", " y", " z", " w"])

@@ -192,7 +192,12 @@ def test_tokenskip_unloadable_classifier_is_one_line(rank, tmp_path):
 
 def test_surrogate_orders_by_predicted_score(rank, features_dir, prune_dir, tiny_model_dir, tmp_path):
     from prunelens.probes.store import FeatureIndex
-    from prunelens.probes.surrogate import Surrogate, SurrogateConfig, load_examples_for_surrogate, train_surrogate
+    from prunelens.probes.surrogate import (
+        Surrogate,
+        SurrogateConfig,
+        load_examples_for_surrogate,
+        train_surrogate,
+    )
 
     data = load_examples_for_surrogate(features_dir, prune_dir)
     assert [e.id for e in data] == PRUNED

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import tiny_model
+
 from prunelens.pruning.objectives import Objective
 from prunelens.pruning.scorer import HFScorer, target_logprobs
 

@@ -11,7 +11,13 @@ from typer.testing import CliRunner
 from prunelens.cli import app
 from prunelens.errors import PrunelensError
 from prunelens.probes.surrogate import (
-    ExampleData, Surrogate, SurrogateConfig, correlations, load_examples_for_surrogate, pearson_loss, train_surrogate,
+    ExampleData,
+    Surrogate,
+    SurrogateConfig,
+    correlations,
+    load_examples_for_surrogate,
+    pearson_loss,
+    train_surrogate,
 )  # fmt: skip
 
 

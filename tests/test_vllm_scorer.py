@@ -5,11 +5,15 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
-
 from conftest import tiny_model
+
 from prunelens.errors import PrunelensError
 from prunelens.pruning.scorer import HFScorer
-from prunelens.pruning.vllm_scorer import VLLMScorer, build_requests, objective_from_prompt_logprobs
+from prunelens.pruning.vllm_scorer import (
+    VLLMScorer,
+    build_requests,
+    objective_from_prompt_logprobs,
+)
 
 
 @dataclass

@@ -26,9 +26,15 @@ from typing import Any, ClassVar
 
 from prunelens.errors import BadRecordError, PrunelensError
 from prunelens.jsonl import append_jsonl, read_finished
-from prunelens.progress import progress_bar
+from prunelens.progress import log_line, progress_bar
 from prunelens.ranking import Ranking, rankings_file
-from prunelens.selection import Selection, parse_shard, select_examples, skip_recorder, tokenized_chains
+from prunelens.selection import (
+    Selection,
+    parse_shard,
+    select_examples,
+    skip_recorder,
+    tokenized_chains,
+)
 from prunelens.settings import identity, identity_defaults, name_parts, setting
 
 CONFIG_NAME = "run.json"
@@ -144,7 +150,7 @@ def load_for(job: Job):
     return load_model(config.model, device=config.device, dtype=config.dtype, attn_implementation=job.attn_implementation)
 
 
-def run_job(job: Job, progress: bool = True, log=print) -> RunSummary:
+def run_job(job: Job, progress: bool = True, log=log_line) -> RunSummary:
     """Run ``job`` over its selection into its output folder, resuming where a previous run stopped."""
     config = job.config
     out_dir = config.output_dir()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from prunelens.jobs.loop import Job, JobConfig, Processed, RunSummary, run_job
+from prunelens.progress import log_line
 from prunelens.registry import BACKENDS
 from prunelens.settings import setting
 
@@ -58,6 +59,6 @@ class FeaturesJob(Job):
         return [part_path(out_dir, example_id)]
 
 
-def run_features(config: FeaturesConfig, progress: bool = True, log=print) -> RunSummary:
+def run_features(config: FeaturesConfig, progress: bool = True, log=log_line) -> RunSummary:
     """Extract features for every selected example not yet in the output folder (see ``run_job``)."""
     return run_job(FeaturesJob(config), progress=progress, log=log)

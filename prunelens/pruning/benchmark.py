@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from prunelens.memory import PeakMemory
+from prunelens.progress import log_line
 from prunelens.pruning.compare import DEFAULT_BANDS, hit_at_s, kendall_tau
 from prunelens.pruning.greedy import EXACT, Approximation, greedy_prune
 from prunelens.pruning.scorers import make_scorer
@@ -164,7 +165,7 @@ def synthetic_chain(loaded, length: int):
     raise ValueError("not enough text for the synthetic chain")
 
 
-def run_benchmark(config: BenchConfig, log=print) -> str:
+def run_benchmark(config: BenchConfig, log=log_line) -> str:
     """Run the benchmark and return (and optionally write) the Markdown report."""
     from pathlib import Path
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from prunelens.jobs.loop import Job, JobConfig, Processed, RunSummary, run_job
+from prunelens.progress import log_line
 from prunelens.pruning.greedy import Approximation, greedy_prune, planned_steps
 from prunelens.pruning.objectives import Objective
 from prunelens.pruning.store import consolidate, part_path, write_part
@@ -92,6 +93,6 @@ class PruneJob(Job):
         return [part_path(out_dir, example_id)]
 
 
-def run_pruning(config: PruneConfig, progress: bool = True, log=print) -> RunSummary:
+def run_pruning(config: PruneConfig, progress: bool = True, log=log_line) -> RunSummary:
     """Greedy-prune every selected example (see ``prunelens.jobs.loop.run_job``)."""
     return run_job(PruneJob(config), progress=progress, log=log)

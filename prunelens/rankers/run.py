@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import ClassVar
 
 from prunelens.jobs.loop import Job, JobConfig, Processed, RunSummary, run_job
-from prunelens.ranking import Ranking
+from prunelens.progress import log_line
 from prunelens.rankers.base import make_ranking
 from prunelens.rankers.tokenskip import DEFAULT_CLASSIFIER
+from prunelens.ranking import Ranking
 from prunelens.registry import BACKENDS, RANKERS
 from prunelens.settings import setting
 
@@ -54,6 +55,6 @@ class RankJob(Job):
                                       score_meaning=self.ranker.score_meaning))  # fmt: skip
 
 
-def run_rank(config: RankConfig, progress: bool = True, log=print) -> RunSummary:
+def run_rank(config: RankConfig, progress: bool = True, log=log_line) -> RunSummary:
     """Write ``config.method``'s ranking of every selected example (see ``prunelens.jobs.loop.run_job``)."""
     return run_job(RankJob(config), progress=progress, log=log)

@@ -182,7 +182,11 @@ def save_standin_classifier(target, corpus: Sequence[str], *, vocab_size: int = 
     ``shape`` overrides XLMRobertaConfig fields. Returns ``target``."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaForTokenClassification
+    from transformers import (
+        PreTrainedTokenizerFast,
+        XLMRobertaConfig,
+        XLMRobertaForTokenClassification,
+    )
 
     specials = ["<s>", "<pad>", "</s>", "<unk>"]  # XLM-R's order: pad id 1
     raw = Tokenizer(models.WordPiece(unk_token="<unk>"))

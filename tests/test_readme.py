@@ -1,0 +1,34 @@
+"""The README's code runs as printed: its Python block, and the `prunelens compress` commands."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def test_python_block_runs_as_printed(tmp_path):
+    [code] = blocks("python")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "[-" in result.stdout and result.stdout.splitlines()[-1].startswith("(")
+    assert "prune [1/1]" in result.stderr  # progress goes to stderr, results to stdout
+
+
+def test_compress_commands_run_as_printed(tmp_path):
+    [block] = [b for b in blocks("bash") if "prunelens compress" in b]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(["bash", "-e", "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    for keep in ("0.5", "0.7", "0.9"):
+        assert len((tmp_path / "runs" / "uniform-compressed" / f"keep{keep}.jsonl").read_text().splitlines()) == 2
