@@ -159,11 +159,3 @@ def load_rankings(path: Path) -> list[Ranking]:
     if not source.exists():
         raise PrunelensError(f"{path}: no rankings ({RANKINGS_NAME}) in this folder")
     return [Ranking.from_dict(record) for record in read_finished(source)]
-
-
-def save_rankings(path: Path, rankings: list[Ranking]) -> None:
-    """Append rankings to a JSONL file, one per line."""
-    from prunelens.jsonl import append_jsonl
-
-    for ranking in rankings:
-        append_jsonl(Path(path), ranking.to_dict())

@@ -60,9 +60,6 @@ class Registry:
         """CLI help: every name with its line of help."""
         return "; ".join(f"{e.name}: {e.help}" for e in self._entries.values())
 
-    def __contains__(self, name: str) -> bool:
-        return name in self._entries
-
 
 SCORERS = Registry("scorer")
 SCORERS.register("fast", "prunelens.pruning.prefix_scorer:PrefixCacheScorer", "exact, prefix KV reuse (default)")
@@ -99,3 +96,9 @@ JOBS = Registry("job")
 JOBS.register("prune", "prunelens.pruning.run:PruneJob", "greedy pruning: rankings + candidate scores (scores.nc)")
 JOBS.register("features", "prunelens.probes.run:FeaturesJob", "attention features (features.nc) + H2O rankings")
 JOBS.register("rank", "prunelens.rankers.run:RankJob", "rankings of any registered ranker")
+
+ANNOTATORS = Registry("annotator")
+ANNOTATORS.register("offline", "prunelens.annotate.rules:RuleAnnotator",
+                    "deterministic lexicons and patterns; an approximation of the LLM labels")  # fmt: skip
+ANNOTATORS.register("llm", "prunelens.annotate.llm:LLMAnnotator",
+                    "an LLM through the openai client (--llm-model, --base-url, OPENAI_API_KEY)")  # fmt: skip

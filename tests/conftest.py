@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def write_chains(path: Path, rows: list[dict]) -> Path:
+    """A chains JSONL file of ``rows``."""
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def comparable(rankings) -> list[dict]:
+    """Rankings (or their records) without timings."""
+    return [{k: v for k, v in (r if isinstance(r, dict) else r.to_dict()).items() if k != "seconds"} for r in rankings]
+
+
+def interrupt_on_call(monkeypatch, owner, name: str, call: int = 2) -> None:
+    """Make ``owner.name`` raise KeyboardInterrupt on its ``call``-th call (a kill in the middle of a run)."""
+    real, calls = getattr(owner, name), []
+
+    def interrupting(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, interrupting)
 
 
 def tiny_config(kind: str, vocab: int = 96, max_positions: int = 512):

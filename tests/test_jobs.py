@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import comparable, interrupt_on_call, write_chains
 from typer.testing import CliRunner
 
 from prunelens.cli import app
@@ -31,11 +32,6 @@ CHAINS = [
 IDS = [c["id"] for c in CHAINS]
 
 
-def comparable(rankings):
-    """Rankings (or their records) without timings."""
-    return [{k: v for k, v in (r if isinstance(r, dict) else r.to_dict()).items() if k != "seconds"} for r in rankings]
-
-
 def one_line_error(result) -> str:
     """The CLI printed exactly one line, an ``error:`` line; return it."""
     lines = result.output.strip().splitlines()
@@ -50,9 +46,7 @@ def root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def chains(root):
-    path = root / "chains.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in CHAINS))
-    return path
+    return write_chains(root / "chains.jsonl", CHAINS)
 
 
 @pytest.fixture(scope="module")
@@ -149,15 +143,7 @@ def test_open_scores_consolidates_an_unconsolidated_run(tmp_path, prune_dir):
 
 
 def test_open_scores_of_an_interrupted_run(tmp_path, settings, monkeypatch):
-    real, calls = run_module.greedy_prune, []
-
-    def interrupt_second(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(run_module, "greedy_prune", interrupt_second)
+    interrupt_on_call(monkeypatch, run_module, "greedy_prune")
     out = tmp_path / "interrupted"
     with pytest.raises(KeyboardInterrupt):
         run_pruning(PruneConfig(**settings, out=out, steps=1), progress=False)

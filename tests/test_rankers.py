@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import comparable, interrupt_on_call, write_chains
 from test_tokenskip import classifier_dir  # noqa: F401  (module fixture: a saved tiny LLMLingua-2 classifier)
 from typer.testing import CliRunner
 
@@ -22,10 +23,6 @@ CHAINS = [
 PRUNED = ["c1", "c2", "c4"]  # the pruning run lacks c3
 
 
-def comparable(rankings):
-    return [{k: v for k, v in r.to_dict().items() if k != "seconds"} for r in rankings]
-
-
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     torch.set_num_threads(1)
@@ -34,9 +31,7 @@ def root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def chains(root):
-    path = root / "chains.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in CHAINS))
-    return path
+    return write_chains(root / "chains.jsonl", CHAINS)
 
 
 @pytest.fixture(scope="module")
@@ -228,18 +223,10 @@ def test_interrupted_rank_resumes_to_the_same_result(rank, monkeypatch):
     from prunelens.rankers.uniform import UniformRanker
 
     clean = rank("clean", method="uniform", seed=3)
-    real, calls = UniformRanker.rank, []
-
-    def interrupt_second(self, example, chain):
-        calls.append(example.id)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(self, example, chain)
-
-    monkeypatch.setattr(UniformRanker, "rank", interrupt_second)
+    interrupt_on_call(monkeypatch, UniformRanker, "rank")
     with pytest.raises(KeyboardInterrupt):
         rank("resumed", method="uniform", seed=3)
-    monkeypatch.setattr(UniformRanker, "rank", real)
+    monkeypatch.undo()
     resumed = rank("resumed", method="uniform", seed=3)
     assert resumed.new_ids == ["c2", "c3", "c4"]
     assert comparable(resumed.rankings) == comparable(clean.rankings)

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import comparable, interrupt_on_call, write_chains
 
 from prunelens.errors import BadRecordError, PrunelensError
 from prunelens.pruning import run as run_module
@@ -17,21 +18,11 @@ CHAINS = [
 ]
 
 
-def write_chains(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
 def config_for(tmp_path, model_dir, name="out", **overrides):
     values = dict(model=str(model_dir), chains=write_chains(tmp_path / "chains.jsonl", CHAINS),
                   out=tmp_path / name, limit=None, keep=0.5)  # fmt: skip
     values.update(overrides)
     return PruneConfig(**values)
-
-
-def comparable(rankings):
-    """Rankings (or their records) without timings."""
-    return [{k: v for k, v in (r if isinstance(r, dict) else r.to_dict()).items() if k != "seconds"} for r in rankings]
 
 
 def test_run_writes_records_and_score_store(tmp_path, tiny_model_dir):
@@ -55,19 +46,10 @@ def test_run_writes_records_and_score_store(tmp_path, tiny_model_dir):
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, tiny_model_dir, monkeypatch):
     clean = run_pruning(config_for(tmp_path, tiny_model_dir, "clean"), progress=False)
 
-    real = run_module.greedy_prune
-    calls = []
-
-    def interrupt_second(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(run_module, "greedy_prune", interrupt_second)
+    interrupt_on_call(monkeypatch, run_module, "greedy_prune")
     with pytest.raises(KeyboardInterrupt):
         run_pruning(config_for(tmp_path, tiny_model_dir, "resumed"), progress=False)
-    monkeypatch.setattr(run_module, "greedy_prune", real)
+    monkeypatch.undo()
     lines = (tmp_path / "resumed" / "rankings.jsonl").read_text().splitlines()
     assert len(lines) == 1
     # a kill mid-write leaves a torn line: resume drops it and redoes that example

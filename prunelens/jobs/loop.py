@@ -88,7 +88,7 @@ class Job:
         raise NotImplementedError
 
     @classmethod
-    def finish(cls, out_dir: Path, rankings: list[Ranking], settings: dict) -> None:
+    def finish(cls, out_dir: Path, rankings: list[Ranking]) -> None:
         """Consolidate per-example parts into the run's store (default: nothing to consolidate)."""
 
     @classmethod
@@ -184,5 +184,5 @@ def run_job(job: Job, progress: bool = True, log=log_line) -> RunSummary:
             summary.new_ids.append(example.id)
     summary.rankings = [Ranking.from_dict(r) for r in read_finished(records_path)]
     if summary.rankings:
-        type(job).finish(out_dir, summary.rankings, read_settings(out_dir) or {})
+        type(job).finish(out_dir, summary.rankings)
     return summary

@@ -79,5 +79,5 @@ def merge_runs(out_dir: Path, shard_dirs: list[Path]) -> int:
             merged[record["id"]] = record
     rankings = [Ranking.from_dict(record) for record in merged.values()]
     if rankings:
-        job.finish(out_dir, rankings, merged_settings)
+        job.finish(out_dir, rankings)
     return len(rankings)

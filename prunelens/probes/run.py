@@ -47,7 +47,7 @@ class FeaturesJob(Job):
         return Processed(ranking, lambda out: write_part(out, features, attrs, self.config.float16))
 
     @classmethod
-    def finish(cls, out_dir, rankings, settings):
+    def finish(cls, out_dir, rankings):
         from prunelens.probes.store import consolidate
 
         consolidate(out_dir, [r.id for r in rankings])

@@ -84,7 +84,7 @@ class PruneJob(Job):
         return Processed(ranking, lambda out: write_part(out, example.id, result.candidate_scores, chain.pieces, attrs))
 
     @classmethod
-    def finish(cls, out_dir, rankings, settings):
+    def finish(cls, out_dir, rankings):
         first = rankings[0]
         consolidate(out_dir, [r.id for r in rankings], {"model": first.model, "objective": first.objective})
 

@@ -1,0 +1,1 @@
+"""Functional categories of reasoning tokens: annotators (offline rules, an LLM) and their stored labels."""
