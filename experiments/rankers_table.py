@@ -96,11 +96,13 @@ def main():
         rows = []
         for method, folder in rankings_dirs.items():
             written = compress_rankings(CompressConfig(rankings=folder, keep=list(KEEPS), student_tokenizer=student,
-                                                       out=runs / f"compress-{folder.name}-{Path(student).name}"))  # fmt: skip
+                                                       out=runs / f"compress-{folder.name}-{Path(student).name}",
+                                                       skip_bad=True))  # fmt: skip
             hits = sum(c["student_tokens"] == c["target"] for chains in written.values() for c in chains)
             total = sum(len(chains) for chains in written.values())
-            means = [np.mean([c["student_tokens"] for c in written[k]]) for k in KEEPS]
-            rows.append([method, *(f"{m:.1f}" for m in means), f"{hits}/{total}"])
+            means = [f"{np.mean([c['student_tokens'] for c in written[k]]):.1f} ({len(written[k])})" if written[k]
+                     else "– (0)" for k in KEEPS]  # fmt: skip
+            rows.append([method, *means, f"{hits}/{total}"])
         n_student = np.mean([c["n_student"] for c in written[KEEPS[0]]])
         tables += [f"Student tokenizer: {label} (full chains: {n_student:.1f} student tokens on average)", "",
                    markdown_table(["method", *(f"student tokens ρ={k:g}" for k in KEEPS), "exactly round(ρ·n)"], rows),
@@ -119,7 +121,9 @@ def main():
         markdown_table(["method", "ms/chain (mean)", "ms/chain (max)", "note"], rows),
         "",
         "`prunelens compress` at ρ = " + " / ".join(f"{k:g}" for k in KEEPS) + ": mean student tokens of the kept "
-        "text, and how many chains have exactly round(ρ·n_student).",
+        "text (in brackets: chains whose ranking reaches ρ in student tokens; greedy stops at keep 0.5 in the "
+        "pruner's tokens, which in a coarser student tokenizer can fall short of 0.5), and how many of the cut "
+        "chains have exactly round(ρ·n_student) student tokens.",
         "",
         *tables,
     ])  # fmt: skip
