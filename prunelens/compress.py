@@ -42,16 +42,15 @@ pruner's chain at that fraction, which step 5 keeps whenever that chain re-token
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from prunelens.errors import PrunelensError
+from prunelens.errors import PrunelensError, reason
 from prunelens.progress import log_line
-from prunelens.settings import setting
+from prunelens.settings import folder_name, setting
 
 Rule = Literal["majority", "max", "min"]
 
@@ -70,9 +69,7 @@ def load_student_tokenizer(name_or_path: str) -> Any:
 
         tokenizer = AutoTokenizer.from_pretrained(directory)
     except Exception as exc:  # noqa: BLE001 - every failure becomes the one line the user sees
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        reason = lines[0] if lines else type(exc).__name__
-        raise PrunelensError(f"student tokenizer {name_or_path!r}: could not load: {reason}") from None
+        raise PrunelensError(f"student tokenizer {name_or_path!r}: could not load: {reason(exc)}") from None
     if not getattr(tokenizer, "is_fast", False):
         raise PrunelensError(
             f"student tokenizer {name_or_path!r}: not a fast tokenizer (character offsets are needed)"
@@ -283,8 +280,7 @@ class CompressConfig:
     def output_dir(self) -> Path:
         if self.out is not None:
             return Path(self.out)
-        student = re.sub(r"[^\w.-]+", "_", Path(self.student_tokenizer).name)
-        return Path("runs") / f"compress-{Path(self.rankings).name}-{student}"
+        return Path("runs") / f"compress-{Path(self.rankings).name}-{folder_name(self.student_tokenizer)}"
 
 
 def chains_path(out_dir: Path, keep: float) -> Path:

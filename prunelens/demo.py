@@ -6,13 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from prunelens.errors import PrunelensError
 from prunelens.progress import log_line
 from prunelens.ranking import Ranking
 from prunelens.selection import split_ids
 from prunelens.settings import setting
-
-SHOWN = (1.0, 0.9, 0.7, 0.5)
-
 
 @dataclass
 class DemoConfig:
@@ -44,7 +42,11 @@ def run_demo(config: DemoConfig, log=log_line) -> dict[str, list[Ranking]]:
     from prunelens.pruning.run import PruneConfig, run_pruning
     from prunelens.rankers.run import RankConfig, run_rank
 
+    if config.min_tokens > config.max_tokens:
+        raise PrunelensError(f"--min-tokens {config.min_tokens} exceeds --max-tokens {config.max_tokens}")
     ids = chains_by_length(config)
+    if not ids:
+        raise PrunelensError(f"no GSM8K test chain has {config.min_tokens}–{config.max_tokens} reasoning tokens")
     common = dict(model=config.model, ids=ids, limit=None, threads=config.threads)
     found = {"greedy": run_pruning(PruneConfig(**common, keep=config.keep, out=config.out / "greedy"), log=log).rankings}
     for method in config.baselines:
@@ -60,9 +62,8 @@ def demo_report(found: dict[str, list[Ranking]], keep: float) -> str:
     for greedy in found["greedy"]:
         lines.append(f"\n=== {greedy.id}: {greedy.n} reasoning tokens, answer {greedy.answer}, "
                      f"greedy pruning {greedy.seconds or 0:.1f} s")  # fmt: skip
-        for fraction in sorted(set(SHOWN) | {keep}, reverse=True):
-            if greedy.reaches(fraction):
-                lines.append(f"--- greedy, keep {fraction:g}\n{greedy.marked(fraction)}")
+        for fraction in greedy.shown_keeps(keep):
+            lines.append(f"--- greedy, keep {fraction:g}\n{greedy.marked(fraction)}")
         for method, rankings in by_method.items():
             if method != "greedy":
                 lines.append(f"--- {method}, keep {keep:g}\n{rankings[greedy.id].marked(keep)}")

@@ -44,32 +44,56 @@ def iter_jsonl(path: Path, *, skip_bad: bool = False, on_skip=None) -> Iterator[
 
 
 def read_finished(path: Path) -> list[dict[str, Any]]:
-    """Read an output JSONL that may end in a half-written line (after a kill); drop that line.
+    """The complete records of an output JSONL, in order; reading never changes the file.
 
-    The torn tail is cut off the file so later appends start on a clean line.
+    A last line cut off by a kill (not valid JSON) is ignored, and so is everything after a torn line;
+    a valid last line without its newline counts. ``append_jsonl`` repairs the tail before writing.
     """
     if not path.exists():
         return []
     records = []
-    good_bytes = 0
     with open(path, "rb") as handle:
         for raw in handle:
-            if not raw.endswith(b"\n"):
-                break
             try:
                 records.append(json.loads(raw))
             except ValueError:
                 break
-            good_bytes += len(raw)
-    if good_bytes != path.stat().st_size:
-        with open(path, "r+b") as handle:
-            handle.truncate(good_bytes)
     return records
 
 
+def _repair_tail(path: Path) -> None:
+    """Make the file end on a complete line: finish a valid last line with its newline, cut a torn one."""
+    with open(path, "r+b") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return
+        start = size
+        while start > 0:  # back to the byte after the last newline
+            step = min(4096, start)
+            handle.seek(start - step)
+            chunk = handle.read(step)
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                start = start - step + cut + 1
+                break
+            start -= step
+        handle.seek(start)
+        try:
+            json.loads(handle.read())
+        except ValueError:
+            handle.truncate(start)
+        else:
+            handle.write(b"\n")
+
+
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    """Append one record as a single line and force it to disk."""
+    """Append one record as a single line (after repairing a torn tail) and force it to disk."""
     line = json.dumps(record, ensure_ascii=False) + "\n"
+    if Path(path).exists():
+        _repair_tail(Path(path))
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(line)
         handle.flush()

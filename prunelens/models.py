@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prunelens.errors import PrunelensError
+from prunelens.errors import PrunelensError, reason
 
 CACHE_ENV = "PRUNELENS_CACHE"
 
@@ -117,8 +117,7 @@ def load_tokenizer(spec: str) -> LoadedModel:
 
 def _load_error(spec: str, directory: str, hub: bool, exc: Exception) -> PrunelensError:
     where = "the Hugging Face hub (or its local cache)" if hub else str(directory)
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return PrunelensError(f"model {spec!r}: could not load from {where}: {reason}")
+    return PrunelensError(f"model {spec!r}: could not load from {where}: {reason(exc)}")
 
 
 def resolve_directory(spec: str) -> tuple[str, bool]:

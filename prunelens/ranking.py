@@ -17,6 +17,7 @@ from prunelens.errors import PrunelensError
 from prunelens.pruning.keep import kept_positions, n_keep
 
 RANKINGS_NAME = "rankings.jsonl"
+SHOWN_KEEPS = (1.0, 0.9, 0.7, 0.5)  # the keep fractions printed by default
 LEGACY_NAMES = ("pruning.jsonl", "h2o.jsonl")  # written by prunelens before rankings.jsonl existed
 
 
@@ -61,6 +62,11 @@ class Ranking:
         """Whether the ranking goes as far as keep fraction ``keep``, rounded as ``n_keep`` rounds (12 tokens
         at keep 0.8 keep 10: two deletions reach 0.8, though ``deepest_keep`` is then 10/12 > 0.8)."""
         return self.n - n_keep(self.n, keep) <= len(self.deletion_order)
+
+    def shown_keeps(self, final: float | None = None) -> list[float]:
+        """SHOWN_KEEPS and ``final``, largest first, as far as the ranking reaches."""
+        wanted = set(SHOWN_KEEPS) | ({final} if final is not None else set())
+        return sorted((keep for keep in wanted if self.reaches(keep)), reverse=True)
 
     def kept_positions(self, keep: float) -> list[int]:
         """Positions still present at keep fraction ``keep`` (ValueError where the ranking stops earlier)."""

@@ -26,13 +26,14 @@ class Selection:
     """Examples (a dataset split or a chains file, filtered by ids, cut by limit and shard) and the
     model that reads them."""
 
-    model: str = setting("smollm2-135m", "alias, HF id, local dir or .gguf path", result=True)
+    model: str = setting("smollm2-135m", "alias, HF id, local dir or .gguf path", result=True, prefix=True)
     dataset: str = setting("gsm8k", f"{' | '.join(BENCHMARKS.names())} (also picks prompt and answer format)",
-                           result=True)  # fmt: skip
-    split: str = setting("test", "train | dev | test (| validation for mmlu_pro)", result=True)
+                           result=True, prefix=True)  # fmt: skip
+    split: str = setting("test", "train | dev | test (| validation for mmlu_pro)", result=True, prefix=True)
     limit: int | None = setting(3, "only the first N selected examples", minimum=0)
     ids: list[str] | None = setting(None, "comma-separated example ids", cli_type=str, parse=split_ids)
-    chains: Path | None = setting(None, "JSONL of {id, question, reasoning, answer} instead of a dataset", result=True)
+    chains: Path | None = setting(None, "JSONL of {id, question, reasoning, answer} instead of a dataset", result=True,
+                                  prefix=True)  # fmt: skip
     device: str = setting("cpu", "cpu | cuda | auto")
     dtype: str = setting("float32", "float32 | bfloat16 | float16 | float64", result=True, name="")
     skip_bad: bool = setting(False, "log bad records to skipped.jsonl and go on", flag="--skip-bad")
@@ -59,7 +60,7 @@ def select_examples(selection: Selection, on_skip) -> list[Example]:
     else:
         examples = load_examples(selection.dataset, selection.split, data_dir=selection.data_dir,
                                  skip_bad=selection.skip_bad, on_skip=on_skip)  # fmt: skip
-    if selection.ids:
+    if selection.ids is not None:
         by_id = {e.id: e for e in examples}
         missing = [i for i in selection.ids if i not in by_id]
         if missing:

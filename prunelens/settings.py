@@ -4,7 +4,9 @@ and the default output-folder name.
 ``setting(default, help, result=True, name=...)``: ``result`` marks a setting that changes results (a
 resumed run must use the same value; ``identity`` collects them); ``name`` is how a non-default value
 appears in the default output-folder name (``"k"`` → ``k0.5``; ``""`` → the bare value), and ``always``
-shows it even at its default. ``cli_type`` / ``parse`` convert a CLI string (e.g. comma-separated ids).
+shows it even at its default; ``prefix`` marks settings the folder name spells out already (model, data);
+``only_for`` limits a setting to some values of the config's ``method`` (elsewhere it is ignored, so it
+neither names folders nor blocks resumes). ``cli_type`` / ``parse`` convert a CLI string (e.g. ids).
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import re
 from collections.abc import Callable
 from dataclasses import MISSING, Field, field, fields
+from pathlib import Path
 from typing import Annotated, Any, get_type_hints
 
 
@@ -26,6 +30,8 @@ def setting(
     always: bool = False,
     flag: str | None = None,
     cli: bool = True,
+    prefix: bool = False,
+    only_for: tuple[str, ...] | None = None,
     cli_type: type | None = None,
     parse: Callable[[Any], Any] | None = None,
     minimum: float | None = None,
@@ -34,7 +40,8 @@ def setting(
 ) -> Any:
     """A dataclass field carrying its help, whether it affects results, and how it shows in names."""
     metadata = {"help": help, "result": result, "name": name, "always": always, "flag": flag, "cli": cli,
-                "cli_type": cli_type, "parse": parse, "min": minimum, "max": maximum}  # fmt: skip
+                "prefix": prefix, "only_for": only_for, "cli_type": cli_type, "parse": parse, "min": minimum,
+                "max": maximum}  # fmt: skip
     if default_factory is not None:
         return field(default_factory=default_factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -45,11 +52,24 @@ def default_of(f: Field) -> Any:
 
 
 def result_fields(config) -> list[Field]:
-    return [f for f in fields(config) if f.metadata.get("result")]
+    """The result-affecting settings that apply to ``config`` (``only_for`` checked against its method)."""
+    method = getattr(config, "method", None)
+    return [f for f in fields(config) if f.metadata.get("result")
+            and (f.metadata.get("only_for") is None or method in f.metadata["only_for"])]  # fmt: skip
 
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def canonical(text: str | None) -> str | None:
+    """A setting's text in one spelling: numbers as floats ("1", "1.0" → "1.0"), everything else as is."""
+    if text is None or text in ("True", "False"):
+        return text
+    try:
+        return repr(float(text))
+    except ValueError:
+        return text
 
 
 def identity(config) -> dict[str, str | None]:
@@ -64,11 +84,26 @@ def identity_defaults(config_type) -> dict[str, str | None]:
             if f.metadata.get("result") and default_of(f) is not MISSING}  # fmt: skip
 
 
+def differences(saved: dict, current: dict, config_type) -> list[tuple[str, str | None, str | None]]:
+    """(setting, saved value, current value) for each setting of ``current`` whose value differs from
+    ``saved``'s, a setting missing from ``saved`` counting as its default and numbers compared in one spelling."""
+    previous = {**identity_defaults(config_type), **saved}
+    return [(key, previous.get(key), value) for key, value in current.items()
+            if canonical(previous.get(key)) != canonical(value)]  # fmt: skip
+
+
+def folder_name(spec: str) -> str:
+    """A model or tokenizer spec (alias, hub id, path) as a safe folder-name part: its last component."""
+    return re.sub(r"[^\w.-]+", "_", Path(spec).name)
+
+
 def name_parts(config) -> list[str]:
     """Output-name parts for the result settings that carry a ``name``: shown when ``always`` or when not
     at their default; other result settings away from their default add one short hash part."""
     parts, hidden = [], {}
     for f in result_fields(config):
+        if f.metadata["prefix"]:
+            continue
         value = getattr(config, f.name)
         if value == default_of(f) and not f.metadata["always"]:
             continue

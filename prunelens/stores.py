@@ -33,3 +33,27 @@ def write_atomic(dataset, path: Path) -> None:
         warnings.filterwarnings("ignore", message=".*invalid netcdf features.*")
         dataset.to_netcdf(staging, engine=ENGINE, invalid_netcdf=float16)
     os.replace(staging, path)
+
+
+def open_consolidated(out_dir: Path, store_name: str, stored_ids, consolidate, what: str):
+    """Open ``out_dir/store_name`` lazily, first consolidating it from the finished examples' parts when it
+    is missing or does not hold every finished example (a run interrupted before its consolidation).
+
+    ``stored_ids(dataset)`` lists the example ids a store holds; ``consolidate(ids)`` rewrites the store."""
+    import xarray as xr
+
+    from prunelens.errors import PrunelensError
+    from prunelens.ranking import load_rankings, rankings_file
+
+    out_dir = Path(out_dir)
+    path = out_dir / store_name
+    ids = [r.id for r in load_rankings(out_dir)] if rankings_file(out_dir).exists() else []
+    if path.exists():
+        store = xr.open_dataset(path, engine=ENGINE)
+        if not ids or set(stored_ids(store)) == set(ids):
+            return store
+        store.close()
+    if not ids:
+        raise PrunelensError(f"{out_dir}: no {what} yet (no {store_name}, no finished examples)")
+    consolidate(ids)
+    return xr.open_dataset(path, engine=ENGINE)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from prunelens.datasets.base import Benchmark
-from prunelens.errors import PrunelensError
+from prunelens.errors import PrunelensError, reason
 from prunelens.jsonl import iter_jsonl
 
 DATA_DIR_ENV = "PRUNELENS_DATA_DIR"
@@ -64,9 +64,8 @@ def _hub_rows(bench: Benchmark, raw_split: str, looked_in: list[str]) -> list[di
     try:
         loaded = datasets.load_dataset(bench.hub_repo, bench.hub_config, split=bench.hub_splits[raw_split])
     except Exception as exc:  # the hub raises many connection error types
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PrunelensError(
             f"dataset {bench.name}: no local copy (looked in {where}) and the hub load of "
-            f"{bench.hub_repo} failed: {first_line}"
+            f"{bench.hub_repo} failed: {reason(exc)}"
         ) from None
     return [dict(row) for row in loaded]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,7 +34,7 @@ from prunelens.selection import (
     skip_recorder,
     tokenized_chains,
 )
-from prunelens.settings import identity, identity_defaults, name_parts, setting
+from prunelens.settings import differences, folder_name, identity, name_parts, setting
 
 CONFIG_NAME = "run.json"
 
@@ -54,9 +53,8 @@ class JobConfig(Selection):
         if self.out is not None:
             return Path(self.out)
         source = Path(self.chains).stem if self.chains else f"{self.dataset}-{self.split}"
-        model = re.sub(r"[^\w.-]+", "_", Path(self.model).name)
         shard = ["shard{}of{}".format(*parse_shard(self.shard))] if self.shard else []
-        return Path("runs") / "-".join([self.job, source, model, *name_parts(self), *shard])
+        return Path("runs") / "-".join([self.job, source, folder_name(self.model), *name_parts(self), *shard])
 
 
 @dataclass
@@ -68,15 +66,19 @@ class Processed:
 
 
 class Job:
-    """A job type: subclasses set ``name`` and ``config_type`` and implement the steps."""
+    """A job type: subclasses set ``config_type`` (whose ``job`` names them) and implement the steps."""
 
-    name: ClassVar[str]
     config_type: ClassVar[type[JobConfig]]
     needs_weights: ClassVar[bool] = True  # False: the tokenizer (and config) suffice
     attn_implementation: ClassVar[str] = "sdpa"
 
     def __init__(self, config: JobConfig):
         self.config = config
+        self.progress = True  # per-example progress of its own (e.g. greedy steps); run_job sets it
+
+    @property
+    def name(self) -> str:
+        return self.config_type.job
 
     def validate(self) -> None:
         """Check settings that can be checked without the model; raise PrunelensError."""
@@ -106,8 +108,16 @@ class RunSummary:
 
 
 def read_settings(out_dir: Path) -> dict | None:
+    """An output folder's run.json (None if absent); runs from before run.json named its job were prunes."""
     path = Path(out_dir) / CONFIG_NAME
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+    except ValueError:
+        raise PrunelensError(f"{path} is not valid JSON; restore it or choose another --out") from None
+    saved.setdefault("job", "prune")
+    return saved
 
 
 def check_settings(out_dir: Path, job: str, config) -> None:
@@ -116,22 +126,26 @@ def check_settings(out_dir: Path, job: str, config) -> None:
     saved = read_settings(out_dir)
     if saved is None:
         return
-    if saved.get("job", job) != job:
+    if saved["job"] != job:
         raise PrunelensError(f"{out_dir} holds a `{saved['job']}` run, not `{job}`; choose another --out")
-    previous = {**identity_defaults(type(config)), **saved.get("identity", {})}
-    current = identity(config)
-    changed = [f"{k}={previous.get(k)!r} (now {current[k]!r})" for k in current if previous.get(k) != current[k]]
+    changed = differences(saved.get("identity", {}), identity(config), type(config))
     if changed:
-        raise PrunelensError(f"{out_dir} holds a run with other settings: {', '.join(changed)}; choose another --out")
+        listed = ", ".join(f"{key}={then!r} (now {now!r})" for key, then, now in changed)
+        raise PrunelensError(f"{out_dir} holds a run with other settings: {listed}; choose another --out")
+
+
+def write_settings(out_dir: Path, saved: dict) -> None:
+    """Write run.json atomically (a kill never leaves half a file)."""
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    staging = Path(out_dir) / f"{CONFIG_NAME}.tmp{os.getpid()}"
+    staging.write_text(json.dumps(saved, indent=2, default=str))
+    os.replace(staging, Path(out_dir) / CONFIG_NAME)
 
 
 def record_settings(out_dir: Path, job: str, config) -> None:
     """Write run.json (job, result settings, all settings) unless it exists."""
-    path = Path(out_dir) / CONFIG_NAME
-    if not path.exists():
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        saved = {"job": job, "identity": identity(config), "config": asdict(config)}
-        path.write_text(json.dumps(saved, indent=2, default=str))
+    if not (Path(out_dir) / CONFIG_NAME).exists():
+        write_settings(out_dir, {"job": job, "identity": identity(config), "config": asdict(config)})
 
 
 def set_threads(threads: int | None) -> None:
@@ -154,6 +168,7 @@ def run_job(job: Job, progress: bool = True, log=log_line) -> RunSummary:
     """Run ``job`` over its selection into its output folder, resuming where a previous run stopped."""
     config = job.config
     out_dir = config.output_dir()
+    job.progress = progress
     job.validate()
     check_settings(out_dir, job.name, config)
     summary = RunSummary(out_dir, [])
@@ -177,12 +192,13 @@ def run_job(job: Job, progress: bool = True, log=log_line) -> RunSummary:
                     raise
                 skip(error)
                 continue
-            processed.ranking.seconds = round(time.perf_counter() - started, 3)
+            if processed.ranking.seconds is None:  # rankings passed on from another run keep their own time
+                processed.ranking.seconds = round(time.perf_counter() - started, 3)
             if processed.write_part is not None:
                 processed.write_part(out_dir)
             append_jsonl(records_path, processed.ranking.to_dict())
             summary.new_ids.append(example.id)
     summary.rankings = [Ranking.from_dict(r) for r in read_finished(records_path)]
-    if summary.rankings:
+    if summary.new_ids:
         type(job).finish(out_dir, summary.rankings)
     return summary

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 from prunelens.errors import PrunelensError
-from prunelens.jobs.loop import CONFIG_NAME, read_settings
+from prunelens.jobs.loop import CONFIG_NAME, read_settings, write_settings
 from prunelens.jsonl import append_jsonl, read_finished
 from prunelens.ranking import RANKINGS_NAME, Ranking, rankings_file
 from prunelens.registry import JOBS
 from prunelens.selection import parse_shard
+from prunelens.settings import differences
 
 
 def _shard_settings(shard_dirs: list[Path]) -> list[dict]:
@@ -27,12 +27,11 @@ def _shard_settings(shard_dirs: list[Path]) -> list[dict]:
 def _check_same_settings(shard_dirs: list[Path], found: list[dict]) -> None:
     first = found[0]
     for shard, saved in zip(shard_dirs[1:], found[1:]):
-        if saved.get("job", "prune") != first.get("job", "prune"):
-            raise PrunelensError(f"{shard} holds a `{saved.get('job')}` run, {shard_dirs[0]} a `{first.get('job')}` run")
-        for key in sorted(set(first["identity"]) | set(saved["identity"])):
-            if first["identity"].get(key) != saved["identity"].get(key):
-                raise PrunelensError(f"{shard} was run with {key}={saved['identity'].get(key)!r}, {shard_dirs[0]} "
-                                     f"with {key}={first['identity'].get(key)!r}; refusing to merge")  # fmt: skip
+        if saved["job"] != first["job"]:
+            raise PrunelensError(f"{shard} holds a `{saved['job']}` run, {shard_dirs[0]} a `{first['job']}` run")
+        for key, theirs, ours in differences(first["identity"], saved["identity"], JOBS.load(first["job"]).config_type):
+            raise PrunelensError(f"{shard} was run with {key}={ours!r}, {shard_dirs[0]} with {key}={theirs!r}; "
+                                 "refusing to merge")  # fmt: skip
 
 
 def _check_complete(shard_dirs: list[Path], found: list[dict]) -> None:
@@ -59,13 +58,13 @@ def merge_runs(out_dir: Path, shard_dirs: list[Path]) -> int:
     found = _shard_settings(shard_dirs)
     _check_same_settings(shard_dirs, found)
     _check_complete(shard_dirs, found)
-    job = JOBS.load(found[0].get("job", "prune"))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    job = JOBS.load(found[0]["job"])
     merged_settings = {**found[0], "config": {**found[0]["config"], "shard": None, "out": str(out_dir)}}
     existing = read_settings(out_dir)
-    if existing is not None and existing["identity"] != found[0]["identity"]:
+    if existing is not None and (existing["job"] != found[0]["job"]
+                                 or differences(existing["identity"], found[0]["identity"], job.config_type)):  # fmt: skip
         raise PrunelensError(f"{out_dir} already holds a run with other settings; choose another folder")
-    (out_dir / CONFIG_NAME).write_text(json.dumps(merged_settings, indent=2, default=str))
+    write_settings(out_dir, merged_settings)
     records_path = out_dir / RANKINGS_NAME
     merged = {record["id"]: record for record in read_finished(records_path)}
     for shard in shard_dirs:

@@ -24,7 +24,6 @@ class FeaturesConfig(JobConfig):
 class FeaturesJob(Job):
     """One hook pass per chain: the part is the chain's features, the ranking its H2O order."""
 
-    name = "features"
     config_type = FeaturesConfig
     attn_implementation = "eager"
 

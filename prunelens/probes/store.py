@@ -84,23 +84,19 @@ def consolidate(out_dir: Path, example_ids: list[str]) -> Path:
 
 
 def open_features(path: Path):
-    """Open a feature store lazily: a folder (its features.nc) or the .nc file itself. A run that was
-    interrupted before consolidation is consolidated from its finished parts first."""
+    """Open a feature store lazily: a folder (its features.nc, consolidated from the finished examples first
+    where the run was interrupted before its own consolidation) or the .nc file itself."""
     import xarray as xr
 
     from prunelens.errors import PrunelensError
 
     path = Path(path)
-    if path.is_dir() and not (path / STORE_NAME).exists():
-        from prunelens.ranking import load_rankings, rankings_file
-
-        ids = [r.id for r in load_rankings(path)] if rankings_file(path).exists() else []
-        if not ids:
-            raise PrunelensError(f"{path}: no features yet (no {STORE_NAME}, no finished examples)")
-        consolidate(path, ids)
     if not path.exists():
         raise PrunelensError(f"{path}: no such feature store (run `prunelens features --out {path}` first)")
-    return xr.open_dataset(path / STORE_NAME if path.is_dir() else path, engine=ENGINE)
+    if not path.is_dir():
+        return xr.open_dataset(path, engine=ENGINE)
+    return stores.open_consolidated(path, STORE_NAME, lambda store: [str(i) for i in store["example_id"].values],
+                                    lambda ids: consolidate(path, ids), "features")  # fmt: skip
 
 
 class FeatureIndex:
@@ -116,7 +112,7 @@ class FeatureIndex:
         self.path = Path(path)
         self.rows: dict[str, np.ndarray] = {}
         for example_id in dict.fromkeys(example_ids):
-            self.rows[example_id] = np.flatnonzero(example_ids == example_id)
+            self.rows[str(example_id)] = np.flatnonzero(example_ids == example_id)
 
     def rows_for(self, example_id: str, token_ids: list[int]) -> np.ndarray:
         """The store rows of one example; BadRecordError if it is absent or was tokenised differently."""

@@ -55,41 +55,36 @@ def load_examples_for_surrogate(features_path: Path, pruning_dir: Path | None, t
     (for prediction). Token ids must agree, else the two were tokenised differently. ``warn`` gets a
     line when the targets cover under half of the store's examples, or when rank targets come from
     runs of at most one step (every token but one then shares the last rank)."""
-    from prunelens.probes.store import open_features
+    from prunelens.probes.store import FeatureIndex
     from prunelens.pruning.compare import deletion_ranks
     from prunelens.pruning.store import open_scores
     from prunelens.ranking import load_rankings
 
-    with open_features(features_path) as store:
-        attention = store["attention"].values.astype(np.float32)
-        example_ids = store["example_id"].values.astype(str)
-        token_ids = store["token_id"].values
+    store = FeatureIndex(features_path)
     records, scores = {}, None
     if pruning_dir is not None:
         records = {r.id: r for r in load_rankings(Path(pruning_dir))}
         scores = open_scores(pruning_dir)
     data = []
-    for example_id in dict.fromkeys(map(str, example_ids)):
-        rows = np.flatnonzero(example_ids == example_id)
-        x = attention[rows].reshape(len(rows), -1)
+    for example_id, rows in store.rows.items():
+        x = store.attention[rows].reshape(len(rows), -1)
         if pruning_dir is None:
-            data.append(ExampleData(str(example_id), x, np.full(len(rows), np.nan)))
+            data.append(ExampleData(example_id, x, np.full(len(rows), np.nan)))
             continue
         record = records.get(example_id)
         if record is None:
             continue
-        if list(token_ids[rows]) != record.reasoning_ids:
-            raise PrunelensError(f"example {example_id!r}: feature tokens differ from the pruning record's tokens")
+        store.rows_for(example_id, record.reasoning_ids)  # the same tokens, or a one-line error
         if target == "score":
             if not record.deletion_order:
                 continue
             y = scores["candidate_scores"].sel(example=example_id).values[0, : len(rows)]
         else:
             y = deletion_ranks(record.deletion_order, len(rows)) / len(rows)
-        data.append(ExampleData(str(example_id), x, np.asarray(y, dtype=np.float64)))
+        data.append(ExampleData(example_id, x, np.asarray(y, dtype=np.float64)))
     if scores is not None:
         scores.close()
-        total = len(dict.fromkeys(example_ids))
+        total = len(store.rows)
         if warn is not None and len(data) < total / 2:
             warn(f"warning: the targets in {pruning_dir} cover only {len(data)} of the {total} examples in the feature store")
         if warn is not None and target == "rank" and records and max(len(r.deletion_order) for r in records.values()) <= 1:

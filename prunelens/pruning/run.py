@@ -45,7 +45,6 @@ class PruneConfig(JobConfig):
 class PruneJob(Job):
     """Greedy-prune each chain; the ranking is a GreedyRanking, the part its (step, position) scores."""
 
-    name = "prune"
     config_type = PruneConfig
 
     def validate(self):
@@ -65,7 +64,7 @@ class PruneJob(Job):
 
         config = self.config
         total = planned_steps(len(chain.reasoning_ids), config.keep, config.steps)
-        with tqdm(total=total, desc=example.id, unit="step", leave=False, disable=not interactive()) as bar:
+        with tqdm(total=total, desc=example.id, unit="step", leave=False, disable=not (self.progress and interactive())) as bar:
             result = greedy_prune(self.scorer, chain.prompt_ids, chain.reasoning_ids, chain.answer_ids, self.objective,
                                   config.keep, config.steps, on_step=bar.update,
                                   approximation=config.approximation())  # fmt: skip

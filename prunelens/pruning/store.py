@@ -66,17 +66,13 @@ def consolidate(out_dir: Path, example_ids: Sequence[str], attrs: dict) -> Path:
 
 
 def open_scores(out_dir: Path):
-    """Open a run's candidate scores lazily. A run interrupted before consolidation is consolidated
-    from its finished examples first."""
-    import xarray as xr
+    """Open a run's candidate scores lazily (consolidating the finished examples first where the run was
+    interrupted before its own consolidation)."""
+    from prunelens.ranking import load_rankings
 
-    from prunelens.errors import PrunelensError
-    from prunelens.ranking import load_rankings, rankings_file
+    def consolidate_finished(ids):
+        first = load_rankings(out_dir)[0]
+        consolidate(out_dir, ids, {"model": first.model, "objective": first.objective})
 
-    out_dir = Path(out_dir)
-    if not (out_dir / STORE_NAME).exists():
-        rankings = load_rankings(out_dir) if rankings_file(out_dir).exists() else []
-        if not rankings:
-            raise PrunelensError(f"{out_dir}: no pruning scores yet (no {STORE_NAME}, no finished examples)")
-        consolidate(out_dir, [r.id for r in rankings], {"model": rankings[0].model, "objective": rankings[0].objective})
-    return xr.open_dataset(out_dir / STORE_NAME, engine=ENGINE)
+    return stores.open_consolidated(out_dir, STORE_NAME, lambda store: [str(i) for i in store["example"].values],
+                                    consolidate_finished, "pruning scores")  # fmt: skip

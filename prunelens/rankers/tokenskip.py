@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from prunelens.errors import PrunelensError
+from prunelens.errors import PrunelensError, reason
 from prunelens.rankers.base import Ranker, ranked_by
 
 DEFAULT_CLASSIFIER = "microsoft/llmlingua-2-xlm-roberta-large-meetingbank"
@@ -35,13 +35,14 @@ def load_classifier(name: str, device: str = "cpu") -> tuple[Any, Any]:
     """
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
+    from prunelens.models import resolve_device
+
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
         model = AutoModelForTokenClassification.from_pretrained(name)
     except (OSError, ValueError) as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise PrunelensError(f"TokenSkip classifier {name!r}: could not load: {reason}") from None
-    return model.to(device).eval(), tokenizer
+        raise PrunelensError(f"TokenSkip classifier {name!r}: could not load: {reason(exc)}") from None
+    return model.to(resolve_device(device)).eval(), tokenizer
 
 
 def _chunks(counts: Sequence[int], budget: int) -> list[tuple[int, int]]:
