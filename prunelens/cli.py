@@ -95,7 +95,31 @@ def _demo(config):
     typer.echo(f"\nrankings in {config.out}/<method>/rankings.jsonl")
 
 
+def _annotate(config):
+    from prunelens.annotate.run import annotate_rankings
+
+    annotations = run_reporting(annotate_rankings, config)
+    failed = sum(a.status != "ok" for a in annotations.values())
+    typer.echo(f"{len(annotations) - failed} chains labelled, {failed} failed; labels in {config.output_path()}")
+
+
+def _annotate_stability(config):
+    from prunelens.annotate.run import annotation_stability
+
+    stability = run_reporting(annotation_stability, config)
+    typer.echo(f"{stability.summary()}\nreport in {stability.report}")
+
+
+def _audit(config):
+    from prunelens.annotate.audit import run_audit
+
+    summary = run_reporting(run_audit, config)
+    typer.echo(f"{summary.table}\n\n{len(summary.verdicts)} verdicts; report in {summary.report}")
+
+
 def _register_job_commands():
+    from prunelens.annotate.audit import AuditConfig
+    from prunelens.annotate.run import AnnotateConfig, StabilityConfig
     from prunelens.compress import CompressConfig
     from prunelens.demo import DemoConfig
     from prunelens.probes.run import FeaturesConfig
@@ -115,6 +139,12 @@ def _register_job_commands():
          "The main job in about a minute: exact greedy pruning of short GSM8K chains beside baselines."),
         ("compress", CompressConfig, _compress, None,
          "Cut rankings to keep fractions counted in student tokens: matched-length chains JSONL per keep."),
+        ("annotate", AnnotateConfig, _annotate, None,
+         "Label each reasoning token of a rankings folder with a functional category (offline rules or an LLM)."),
+        ("annotate-stability", StabilityConfig, _annotate_stability, None,
+         "Annotate the same chains twice without the response cache and report token-level agreement."),
+        ("audit", AuditConfig, _audit, None,
+         "Rate pruned chains at each keep fraction with an LLM judge (comprehensibility, SFT suitability)."),
     )  # fmt: skip
     for name, config_type, run, extra, help_text in commands:
         app.command(name, help=help_text)(cli_command(config_type, run, extra, fail))
