@@ -14,9 +14,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 surrogate_app = typer.Typer(no_args_is_help=True, help="Train, evaluate and apply attention → pruning-score surrogates.")
 app.add_typer(surrogate_app, name="surrogate")
 
-SHOWN_FRACTIONS = (1.0, 0.9, 0.7, 0.5)
-
-
 @app.callback()
 def _group():
     """prunelens: which tokens of a model's chain of thought matter to the model itself."""
@@ -28,19 +25,14 @@ def fail(message: str, code: int = 2):
 
 
 def run_reporting(run, config):
-    """Run a job; a PrunelensError or Ctrl-C becomes one line (finished examples stay on disk)."""
+    """Run a job (any config with ``output_dir()``); a PrunelensError or Ctrl-C becomes one line (finished
+    examples stay on disk)."""
     try:
         return run(config, log=log_line)
     except PrunelensError as error:
         fail(str(error))
     except KeyboardInterrupt:
         fail(f"interrupted; finished examples are kept in {config.output_dir()}; rerun to resume", 130)
-
-
-def shown_fractions(ranking, final: float | None = None) -> list[float]:
-    """The keep fractions to print for a ranking: the usual ones and ``final``, as far as it reaches."""
-    wanted = set(SHOWN_FRACTIONS) | ({final} if final is not None else set())
-    return sorted((f for f in wanted if ranking.reaches(f)), reverse=True)
 
 
 def _prune(config, show: bool):
@@ -50,7 +42,7 @@ def _prune(config, show: bool):
     if show:
         for ranking in summary.rankings:
             typer.echo(f"\n=== {ranking.id}  (answer {ranking.answer}, {ranking.seconds or 0:.1f} s)")
-            for fraction in shown_fractions(ranking, config.keep):
+            for fraction in ranking.shown_keeps(config.keep):
                 typer.echo(f"--- keep {fraction:g}\n{ranking.marked(fraction)}")
     typer.echo(f"\n{len(summary.rankings)} records ({len(summary.new_ids)} new) in {summary.out_dir}")
 
@@ -74,10 +66,7 @@ def _rank(config):
 def _compress(config):
     from prunelens.compress import compress_rankings
 
-    try:
-        written = compress_rankings(config, log=log_line)
-    except PrunelensError as error:
-        fail(str(error))
+    written = run_reporting(compress_rankings, config)
     for keep, chains in written.items():
         lengths = [c["student_tokens"] for c in chains]
         mean = sum(lengths) / len(lengths) if lengths else 0
@@ -88,10 +77,7 @@ def _compress(config):
 def _demo(config):
     from prunelens.demo import demo_report, run_demo
 
-    try:
-        typer.echo(demo_report(run_demo(config, log=log_line), config.keep))
-    except PrunelensError as error:
-        fail(str(error))
+    typer.echo(demo_report(run_reporting(run_demo, config), config.keep))
     typer.echo(f"\nrankings in {config.out}/<method>/rankings.jsonl")
 
 
@@ -165,6 +151,8 @@ def merge(
         count = merge_runs(out, shards)
     except PrunelensError as error:
         fail(str(error))
+    except KeyboardInterrupt:
+        fail(f"interrupted; rerun the same merge to finish {out}", 130)
     typer.echo(f"{count} records in {out}")
 
 

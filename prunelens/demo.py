@@ -26,6 +26,9 @@ class DemoConfig:
     out: Path = setting(Path("runs/demo"), "output folder: one subfolder per method")
     threads: int | None = setting(None, "torch CPU threads (default: all cores)", minimum=1)
 
+    def output_dir(self) -> Path:
+        return Path(self.out)
+
 
 def chains_by_length(config: DemoConfig) -> list[str]:
     """Ids of the first ``count`` GSM8K test chains whose reasoning has min–max tokens."""

@@ -270,3 +270,40 @@ def test_slow_tokenizer_refused(monkeypatch, tmp_path):
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *a, **k: Slow())
     with pytest.raises(PrunelensError, match="not a fast tokenizer"):
         load_student_tokenizer(str(tmp_path))
+
+
+def test_compress_rankings_writes_resumes_refuses_and_skips(tmp_path, tiny_model_dir):
+    from conftest import write_chains
+
+    from prunelens.compress import CompressConfig, chains_path, compress_rankings
+    from prunelens.errors import BadRecordError
+    from prunelens.rankers.run import RankConfig, run_rank
+
+    rows = [{"id": f"c{i}", "question": "q?", "reasoning": text, "answer": "1"}
+            for i, text in enumerate(["First add 3 and 4 to get 7.", "Then 7 times 2 is 14, so 14 in all."])]  # fmt: skip
+    chains = write_chains(tmp_path / "chains.jsonl", rows)
+    ranked = run_rank(RankConfig(model=str(tiny_model_dir), chains=chains, limit=None, method="truncation",
+                                 out=tmp_path / "rank"), progress=False).out_dir  # fmt: skip
+    config = CompressConfig(rankings=ranked, keep=[0.5, 0.9], student_tokenizer=str(tiny_model_dir), out=tmp_path / "c")
+    written = compress_rankings(config, log=lambda line: None)
+    assert sorted(written) == [0.5, 0.9] and [c["id"] for c in written[0.5]] == ["c0", "c1"]
+    for chain, row in zip(written[0.5], rows):
+        assert chain["student_tokens"] == chain["target"] and row["reasoning"].startswith(chain["reasoning"].rstrip())
+        assert {"question", "answer", "method", "keep", "student_tokens"} <= set(chain)
+    before = chains_path(tmp_path / "c", 0.5).read_text()
+    assert compress_rankings(config, log=lambda line: None) == written  # a rerun resumes: nothing new
+    assert chains_path(tmp_path / "c", 0.5).read_text() == before
+    with pytest.raises(PrunelensError, match="other settings: student_tokenizer"):
+        compress_rankings(CompressConfig(rankings=ranked, keep=[0.5, 0.9], student_tokenizer="smollm2-135m",
+                                         out=tmp_path / "c"))  # fmt: skip
+    # a ranking that stops early cannot be cut below its reach: an error, or skipped with --skip-bad
+    lines = (ranked / "rankings.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["deletion_order"] = first["deletion_order"][:1]
+    (ranked / "rankings.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    early = CompressConfig(rankings=ranked, keep=[0.5], student_tokenizer=str(tiny_model_dir), out=tmp_path / "e")
+    with pytest.raises(BadRecordError, match="'c0': keep fraction 0.5 not reached"):
+        compress_rankings(early, log=lambda line: None)
+    early.skip_bad = True
+    assert [c["id"] for c in compress_rankings(early, log=lambda line: None)[0.5]] == ["c1"]
+    assert "c0" in (tmp_path / "e" / "skipped.jsonl").read_text()

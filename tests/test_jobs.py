@@ -380,3 +380,89 @@ def test_rankings_reach_keep_fractions_as_rounded():
     report = demo_report({"greedy": [ranking]}, keep=0.8)
     assert [line for line in report.splitlines() if line.startswith("---")] == [
         "--- greedy, keep 1", "--- greedy, keep 0.9", "--- greedy, keep 0.8"]  # fmt: skip
+
+
+def legacy_copy(prune_dir, target):
+    """A prune folder as the previous version wrote it: pruning.jsonl records without method / settings /
+    score fields, and a run.json without "job" whose float settings were spelled by the CLI ("1.0")."""
+    target.mkdir()
+    shutil.copytree(prune_dir / "scores", target / "scores")
+    dropped = ("method", "settings", "scores", "score_meaning")
+    lines = [json.loads(line) for line in (prune_dir / "rankings.jsonl").read_text().splitlines()]
+    (target / "pruning.jsonl").write_text("".join(json.dumps({k: v for k, v in r.items() if k not in dropped}) + "\n"
+                                                  for r in lines[:2]))  # fmt: skip
+    saved = json.loads((prune_dir / "run.json").read_text())
+    del saved["job"]
+    saved["identity"]["block"] = "1.0"
+    (target / "run.json").write_text(json.dumps(saved))
+    return target
+
+
+def test_a_folder_from_the_previous_version_loads_and_resumes(tmp_path, prune_dir, settings):
+    from prunelens.ranking import GreedyRanking, load_rankings
+
+    legacy = legacy_copy(prune_dir, tmp_path / "legacy")
+    old = load_rankings(legacy)
+    assert [type(r) for r in old] == [GreedyRanking, GreedyRanking] and old[0].objective == "joint"
+    assert old[0].text(1.0) == old[0].reasoning
+    with pytest.raises(PrunelensError, match="holds a `prune` run, not `rank`"):
+        run_rank(RankConfig(**settings, method="uniform", out=legacy), progress=False)
+    resumed = run_pruning(PruneConfig(**settings, out=legacy, steps=2), progress=False)  # block 1 == "1.0"
+    assert resumed.new_ids == IDS[2:] and not (legacy / "rankings.jsonl").exists()
+    assert [r.deletion_order for r in resumed.rankings] == [r.deletion_order for r in load_rankings(prune_dir)]
+    with open_scores(legacy) as scores:
+        assert sorted(scores["example"].values) == sorted(IDS)
+
+
+def test_h2o_records_of_the_previous_version_load(tmp_path, features_dir):
+    from prunelens.ranking import load_rankings
+
+    records = [json.loads(line) for line in (features_dir / "rankings.jsonl").read_text().splitlines()]
+    old = [{**{k: v for k, v in r.items() if k not in ("scores", "score_meaning", "settings")},
+            "importance": r["scores"], "definition": "h2o"} for r in records]  # fmt: skip
+    (tmp_path / "h2o.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
+    loaded = load_rankings(tmp_path)
+    assert [r.scores for r in loaded] == [r["scores"] for r in records] and loaded[0].method == "h2o"
+
+
+def test_a_store_that_misses_examples_is_consolidated_again(tmp_path, settings):
+    out = tmp_path / "run"
+    run_pruning(PruneConfig(**settings, out=out, steps=1, ids=IDS[:1]), progress=False)
+    with open_scores(out) as scores:
+        assert list(scores["example"].values) == IDS[:1]
+    stale = (out / "scores.nc").read_bytes()
+    run_pruning(PruneConfig(**settings, out=out, steps=1), progress=False)
+    (out / "scores.nc").write_bytes(stale)  # as if the resumed run was killed before consolidating
+    with open_scores(out) as scores:
+        assert sorted(scores["example"].values) == sorted(IDS)
+
+
+def test_reading_rankings_never_changes_the_file(tmp_path, prune_dir):
+    from prunelens.jsonl import append_jsonl, read_finished
+
+    path = tmp_path / "rankings.jsonl"
+    text = (prune_dir / "rankings.jsonl").read_text()
+    path.write_text(text.rstrip("\n"))  # a valid last line without its newline
+    assert len(read_finished(path)) == len(text.splitlines()) and path.read_text() == text.rstrip("\n")
+    path.write_text(text + '{"id": "torn')
+    assert len(read_finished(path)) == len(text.splitlines()) and path.read_text().endswith('"torn')
+    append_jsonl(path, {"id": "next"})
+    assert path.read_text() == text + '{"id": "next"}\n'
+
+
+def test_an_unreadable_run_json_is_one_line(tmp_path, settings):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "run.json").write_text('{"job": "pru')
+    with pytest.raises(PrunelensError, match="run.json is not valid JSON"):
+        run_pruning(PruneConfig(**settings, out=tmp_path / "out"), progress=False)
+
+
+def test_method_specific_rank_settings_only_count_for_their_method(settings):
+    plain = RankConfig(**settings, method="truncation")
+    assert plain.output_dir() == RankConfig(**settings, method="truncation", seed=5, backend="nnsight").output_dir()
+    assert RankConfig(method="uniform", seed=5).output_dir() != RankConfig(method="uniform").output_dir()
+
+
+def test_names_do_not_hash_what_the_prefix_spells_out():
+    assert PruneConfig(model="org/other-model", dataset="math500").output_dir() == Path(
+        "runs/prune-math500-test-other-model-joint-k0.5")  # fmt: skip
