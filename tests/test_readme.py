@@ -17,12 +17,18 @@ def blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
 
 
-def test_python_block_runs_as_printed(tmp_path):
-    [code] = blocks("python")
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+def test_python_blocks_run_as_printed(tmp_path):
+    rankings, dynamics = blocks("python")  # in order, in one folder: the second continues the first
+    result = subprocess.run([sys.executable, "-c", rankings], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "[-" in result.stdout and result.stdout.splitlines()[-1].startswith("(")
     assert "prune [1/1]" in result.stderr  # progress goes to stderr, results to stdout
+    result = subprocess.run([sys.executable, "-c", dynamics], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    header = result.stdout.splitlines()[0]
+    assert header.startswith("| ρ → ρ′ |") and "local" in header and "uniform" in header
+    assert "| 1 → 0.9 | 1 |" in result.stdout
+    assert (tmp_path / "rank_dynamics.png").stat().st_size > 0
 
 
 def test_compress_commands_run_as_printed(tmp_path):
