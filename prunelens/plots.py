@@ -1,4 +1,5 @@
-"""Figures for results files: every line figure in the project comes from ``curves_figure``."""
+"""Figures for results files: every line figure in the project comes from ``curves_figure``, every bar
+chart from ``bars_figure``."""
 
 from __future__ import annotations
 
@@ -20,16 +21,22 @@ class Curve:
 
 
 def curves_figure(panels: dict[str, list[Curve]], path: Path, *, title: str, xlabel: str, ylabel: str,
-                  diagonal: bool = False, invert_x: bool = False, ylim: tuple[float, float] | None = None) -> Path:  # fmt: skip
-    """One panel per entry of ``panels`` (side by side, shared y axis), each with its curves, CI bands,
-    a legend and axis labels; ``diagonal`` draws y = x (the uniform-deletion reference). Saves a PNG."""
+                  diagonal: bool = False, invert_x: bool = False, ylim: tuple[float, float] | None = None,
+                  columns: int | None = None) -> Path:  # fmt: skip
+    """One panel per entry of ``panels`` (side by side, ``columns`` to a row, shared y axis), each with its
+    curves, CI bands, a legend and axis labels; ``diagonal`` draws y = x (the uniform-deletion reference).
+    Saves a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), sharey=True, squeeze=False)
-    for axis, (name, curves) in zip(axes[0], panels.items()):
+    columns = min(columns or len(panels), len(panels))
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 4 * rows), sharey=True, squeeze=False)
+    for axis in axes.flat[len(panels) :]:
+        axis.set_visible(False)
+    for axis, (name, curves) in zip(axes.flat, panels.items()):
         for curve in curves:
             (line,) = axis.plot(curve.x, curve.y, curve.style, marker="o", markersize=3, label=curve.label)
             if curve.low is not None and curve.high is not None:
@@ -44,8 +51,38 @@ def curves_figure(panels: dict[str, list[Curve]], path: Path, *, title: str, xla
         axis.set_xlabel(xlabel)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
-    axes[0][0].set_ylabel(ylabel)
+    for row in axes:
+        row[0].set_ylabel(ylabel)
     figure.suptitle(title, fontsize=11)
+    figure.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return Path(path)
+
+
+def bars_figure(series: dict[str, dict[str, float]], path: Path, *, title: str, xlabel: str, ylabel: str) -> Path:
+    """Grouped bars: one group per key of the inner dicts (in the first series' order), one bar per series
+    (with a legend), each bar labelled with its value. Saves a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    groups = list(next(iter(series.values()), {}))
+    width = 0.8 / max(len(series), 1)
+    figure, axis = plt.subplots(figsize=(max(5.0, 1.1 * len(groups) * max(len(series), 1)), 4))
+    for index, (label, values) in enumerate(series.items()):
+        x = np.arange(len(groups)) + (index - (len(series) - 1) / 2) * width
+        bars = axis.bar(x, [values.get(g, 0.0) for g in groups], width, label=label)
+        axis.bar_label(bars, fmt="%.2f", fontsize=7)
+    axis.set_xticks(np.arange(len(groups)), groups)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title, fontsize=11)
+    axis.grid(axis="y", alpha=0.3)
+    axis.legend(fontsize=7)
     figure.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
