@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium-headless-shell
 
-.PHONY: setup demo test bench
+.PHONY: setup browser demo test bench
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,10 +17,18 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
+# Debian's headless Chromium for the viewer's browser tests (driven by Playwright; its own browser download
+# is not used). Installed as root where apt-get exists; elsewhere those tests are skipped with the reason.
+browser:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium-headless-shell >/dev/null; \
+	else echo "note: $(CHROMIUM) is missing and cannot be installed here; the browser tests will be skipped"; fi
+
 demo: setup
 	$(BIN)/prunelens demo
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q
 
 bench: setup

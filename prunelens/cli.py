@@ -103,6 +103,16 @@ def _audit(config):
     typer.echo(f"{summary.table}\n\n{len(summary.verdicts)} verdicts; report in {summary.report}")
 
 
+def _view(config):
+    from prunelens.viewer.page import view_folders
+
+    try:
+        page = view_folders(config)
+    except PrunelensError as error:
+        fail(str(error))
+    typer.echo(f"{page} ({page.stat().st_size / 1e6:.2f} MB): open it in a browser")
+
+
 def _register_job_commands():
     from prunelens.annotate.audit import AuditConfig
     from prunelens.annotate.run import AnnotateConfig, StabilityConfig
@@ -112,6 +122,7 @@ def _register_job_commands():
     from prunelens.pruning.run import PruneConfig
     from prunelens.rankers.run import RankConfig
     from prunelens.settings import cli_command
+    from prunelens.viewer.page import ViewConfig
 
     show = (Annotated[bool, typer.Option(help="print the pruned chains")], True)
     commands = (
@@ -131,6 +142,8 @@ def _register_job_commands():
          "Annotate the same chains twice without the response cache and report token-level agreement."),
         ("audit", AuditConfig, _audit, None,
          "Rate pruned chains at each keep fraction with an LLM judge (comprehensibility, SFT suitability)."),
+        ("view", ViewConfig, _view, None,
+         "One self-contained HTML page comparing rankings folders of the same chains at any keep fraction."),
     )  # fmt: skip
     for name, config_type, run, extra, help_text in commands:
         app.command(name, help=help_text)(cli_command(config_type, run, extra, fail))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from prunelens.errors import PrunelensError
@@ -94,6 +95,13 @@ class Ranking:
             out.append(close_mark)
         return "".join(out)
 
+    def show(self, *others: Ranking, out: Path | None = None) -> Path | None:
+        """This chain in the viewer (beside ``others``, rankings of the same chain): displayed in a Jupyter
+        kernel, else written to ``out`` (default: a temporary file) and its path printed."""
+        from prunelens.viewer.page import show_rankings
+
+        return show_rankings([self, *others], out)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -132,6 +140,21 @@ class GreedyRanking(Ranking):
     exact: bool = True
     approximation: dict[str, Any] = field(default_factory=dict)
     scorer: str = "fast"
+
+
+def keep_grid(rankings: Sequence[Ranking], step: float = 0.1) -> list[float]:
+    """1.0, 1 − step, 1 − 2·step, … down to the smallest value every ranking reaches (``Ranking.reaches``)."""
+    grid = []
+    for k in range(round(1 / step) + 1):
+        keep = round(1.0 - k * step, 10)
+        if not all(r.reaches(keep) for r in rankings):
+            break
+        grid.append(keep)
+    if len(grid) < 2:
+        shallow = next(r for r in rankings if not r.reaches(round(1.0 - step, 10)))
+        raise PrunelensError(f"record {shallow.id!r}: pruning stopped at keep {shallow.deepest_keep:.3f}, before "
+                             f"{1.0 - step:g}; no transition to analyse (prune deeper)")  # fmt: skip
+    return grid
 
 
 def _required(f) -> bool:

@@ -6,7 +6,8 @@ resumed run must use the same value; ``identity`` collects them); ``name`` is ho
 appears in the default output-folder name (``"k"`` → ``k0.5``; ``""`` → the bare value), and ``always``
 shows it even at its default; ``prefix`` marks settings the folder name spells out already (model, data);
 ``only_for`` limits a setting to some values of the config's ``method`` (elsewhere it is ignored, so it
-neither names folders nor blocks resumes). ``cli_type`` / ``parse`` convert a CLI string (e.g. ids).
+neither names folders nor blocks resumes). ``cli_type`` / ``parse`` convert a CLI string (e.g. ids);
+``argument`` makes the setting a positional CLI argument instead of an option.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def setting(
     always: bool = False,
     flag: str | None = None,
     cli: bool = True,
+    argument: bool = False,
     prefix: bool = False,
     only_for: tuple[str, ...] | None = None,
     cli_type: type | None = None,
@@ -40,8 +42,8 @@ def setting(
 ) -> Any:
     """A dataclass field carrying its help, whether it affects results, and how it shows in names."""
     metadata = {"help": help, "result": result, "name": name, "always": always, "flag": flag, "cli": cli,
-                "prefix": prefix, "only_for": only_for, "cli_type": cli_type, "parse": parse, "min": minimum,
-                "max": maximum}  # fmt: skip
+                "argument": argument, "prefix": prefix, "only_for": only_for, "cli_type": cli_type, "parse": parse,
+                "min": minimum, "max": maximum}  # fmt: skip
     if default_factory is not None:
         return field(default_factory=default_factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -140,8 +142,11 @@ def cli_command(config_type, run: Callable[..., Any], extra: dict[str, tuple[Any
             default = inspect.Parameter.empty
         elif meta["cli_type"] is not None and default is not None:
             default = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
-        option = typer.Option(*([meta["flag"]] if meta["flag"] else []), help=meta["help"], min=meta["min"],
-                              max=meta["max"])  # fmt: skip
+        if meta["argument"]:
+            option = typer.Argument(help=meta["help"], show_default=False)
+        else:
+            option = typer.Option(*([meta["flag"]] if meta["flag"] else []), help=meta["help"], min=meta["min"],
+                                  max=meta["max"])  # fmt: skip
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
                                         annotation=Annotated[kind, option]))  # fmt: skip
         if meta["parse"] is not None:
