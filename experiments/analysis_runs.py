@@ -90,3 +90,11 @@ def ensure_runs(preset: str = "cpu", objectives=("joint",), baselines=BASELINES,
     for method in baselines:
         runs[method] = run_rank(RankConfig(**common, method=method, out=folder / method), progress).out_dir
     return runs
+
+
+def add_run_options(parser) -> None:
+    """The options that pick an experiment's shared runs: --preset, --count, --model, --baselines."""
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
+    parser.add_argument("--count", type=int, default=None, help="chains (default: the preset's)")
+    parser.add_argument("--model", default=None, help="pruner (default: the preset's)")
+    parser.add_argument("--baselines", nargs="*", default=list(BASELINES))

@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 import torch
-from analysis_runs import BASELINES, PRESETS, describe, ensure_runs
+from analysis_runs import add_run_options, describe, ensure_runs
 
 from prunelens.analysis.retention import DEFINITION, category_retention
-from prunelens.annotate.run import AnnotateConfig, annotate_rankings
+from prunelens.annotate.run import AnnotateConfig, annotate_rankings, token_agreement
 from prunelens.ranking import load_rankings
 from prunelens.registry import ANNOTATORS
 
@@ -59,10 +59,7 @@ def findings(result) -> list[str]:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
-    parser.add_argument("--count", type=int, default=None, help="chains (default: the preset's)")
-    parser.add_argument("--model", default=None, help="pruner (default: the preset's)")
-    parser.add_argument("--baselines", nargs="*", default=list(BASELINES))
+    add_run_options(parser)
     parser.add_argument("--annotator", choices=ANNOTATORS.names(), default="offline")
     parser.add_argument("--llm-model", default="gpt-5-mini", help="llm: the model name sent to the server")
     parser.add_argument("--base-url", default=None, help="llm: an OpenAI-compatible server")
@@ -82,6 +79,13 @@ def main(argv=None):
     config = AnnotateConfig(rankings=labelled, annotator=args.annotator, llm_model=args.llm_model,
                             base_url=args.base_url, concurrency=args.concurrency)  # fmt: skip
     annotations = annotate_rankings(config, progress=not args.quiet)
+    agreement = []
+    if args.annotator != "offline":  # how far the offline rules are from the LLM's labels
+        offline = annotate_rankings(AnnotateConfig(rankings=labelled, annotator="offline"), progress=False)
+        both = [i for i, a in annotations.items() if a.status == "ok" and i in offline and offline[i].status == "ok"]
+        mean = sum(token_agreement(annotations[i].labels, offline[i].labels) for i in both) / max(len(both), 1)
+        agreement = [f"Token-level agreement of the offline rules with these labels: {mean:.3f} over {len(both)} "
+                     "chains labelled by both.", ""]  # fmt: skip
     names = {f"greedy-{o}": f"greedy ({o})" for o in OBJECTIVES} | {b: b for b in args.baselines}
     result = category_retention({names[run]: load_rankings(runs[run]) for run in names}, annotations, seed=args.seed)
     setup = describe(args.preset, args.count, args.model)
@@ -107,6 +111,7 @@ def main(argv=None):
         "",
         result.table(),
         "",
+        *agreement,
         "Check of §5.1's finding for greedy pruning:",
         "",
         *findings(result),

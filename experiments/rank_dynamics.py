@@ -17,9 +17,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from analysis_runs import BASELINES, PRESETS, describe, ensure_runs
+from analysis_runs import add_run_options, describe, ensure_runs
 
-from prunelens.analysis.rank_dynamics import FROZEN, LOCAL, RANDOM_EXPECTED, rank_dynamics
+from prunelens.analysis.rank_dynamics import (
+    FROZEN,
+    LOCAL,
+    RANDOM_EXPECTED,
+    rank_dynamics,
+)
 from prunelens.ranking import load_rankings
 
 
@@ -42,10 +47,7 @@ def findings(result) -> list[str]:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
-    parser.add_argument("--count", type=int, default=None, help="chains (default: the preset's)")
-    parser.add_argument("--model", default=None, help="pruner (default: the preset's)")
-    parser.add_argument("--baselines", nargs="*", default=list(BASELINES))
+    add_run_options(parser)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0, help="random draw and bootstrap")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/analyses"))

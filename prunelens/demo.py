@@ -12,6 +12,7 @@ from prunelens.ranking import Ranking
 from prunelens.selection import split_ids
 from prunelens.settings import setting
 
+
 @dataclass
 class DemoConfig:
     """What the demo runs; every field is a `prunelens demo` option."""

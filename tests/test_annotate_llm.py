@@ -28,10 +28,21 @@ from openai_stub import (
 )
 from typer.testing import CliRunner
 
-from prunelens.annotate.client import ChatClient, InvalidReply, LLMSettings, ReplyFailed, parse_json_object
+from prunelens.annotate.client import (
+    ChatClient,
+    InvalidReply,
+    LLMSettings,
+    ReplyFailed,
+    parse_json_object,
+)
 from prunelens.annotate.labels import CATEGORIES, split_words
 from prunelens.annotate.llm import parse_labels
-from prunelens.annotate.run import AnnotateConfig, StabilityConfig, annotate_rankings, annotation_stability
+from prunelens.annotate.run import (
+    AnnotateConfig,
+    StabilityConfig,
+    annotate_rankings,
+    annotation_stability,
+)
 from prunelens.cli import app
 from prunelens.errors import PrunelensError
 from prunelens.ranking import load_rankings

@@ -16,13 +16,12 @@ from prunelens.analysis.rank_dynamics import (
     RANDOM_DRAW,
     RANDOM_EXPECTED,
     RankDynamics,
-    keep_grid,
     rank_dynamics,
 )
 from prunelens.errors import PrunelensError
 from prunelens.pruning.compare import hit_at_s
 from prunelens.pruning.store import consolidate, write_part
-from prunelens.ranking import GreedyRanking, Ranking
+from prunelens.ranking import GreedyRanking, Ranking, keep_grid
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 

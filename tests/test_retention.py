@@ -149,3 +149,34 @@ def test_experiment_script_creates_then_reuses_its_runs(tmp_path, tiny_model_dir
     assert labels.read_text() == first
     again = (tmp_path / "out" / "category_retention.md").read_text()
     assert again.split("Wall time")[0] == report.split("Wall time")[0]
+
+
+def test_experiment_with_an_llm_reports_agreement_with_the_offline_rules(tmp_path, tiny_model_dir, monkeypatch):
+    import json
+
+    from openai_stub import ScriptedServer, isolate_from_openai, numbered_words, ok
+
+    from prunelens.annotate.labels import load_annotations
+    from prunelens.annotate.run import token_agreement
+
+    isolate_from_openai(monkeypatch, tmp_path)
+    experiments = Path(__file__).resolve().parents[1] / "experiments"
+    monkeypatch.syspath_prepend(str(experiments))
+    spec = importlib.util.spec_from_file_location("category_retention", experiments / "category_retention.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def everything_is_grammar(body):
+        words = numbered_words(body)
+        return ok(json.dumps({"labels": [{"i": i, "word": w, "label": "Grammar"} for i, w in enumerate(words)]}))
+
+    with ScriptedServer([everything_is_grammar] * 4) as server:
+        module.main(["--model", str(tiny_model_dir), "--count", "2", "--runs-dir", str(tmp_path / "runs"),
+                     "--out-dir", str(tmp_path / "out"), "--quiet", "--annotator", "llm", "--llm-model", "stub",
+                     "--base-url", server.url])  # fmt: skip
+    labelled = tmp_path / "runs" / "cpu-n2" / "greedy-joint"
+    llm, offline = (load_annotations(labelled / f"annotations-{name}.jsonl") for name in ("llm", "offline"))
+    expected = sum(token_agreement(llm[i].labels, offline[i].labels) for i in llm) / len(llm)
+    assert 0 < expected < 1
+    report = (tmp_path / "out" / "category_retention.md").read_text()
+    assert f"agreement of the offline rules with these labels: {expected:.3f} over 2 chains" in report

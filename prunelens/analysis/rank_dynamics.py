@@ -32,7 +32,7 @@ from prunelens.errors import PrunelensError
 from prunelens.pruning.compare import hit_at_s, removed_between
 from prunelens.pruning.keep import n_keep
 from prunelens.rankers.base import ascending_order
-from prunelens.ranking import GreedyRanking, Ranking, load_rankings
+from prunelens.ranking import GreedyRanking, Ranking, keep_grid, load_rankings
 
 LOCAL = "local"
 FROZEN = "frozen (ρ=1.0)"
@@ -41,21 +41,6 @@ RANDOM_DRAW = "random (one draw)"
 BUILT_IN = (LOCAL, FROZEN, RANDOM_EXPECTED, RANDOM_DRAW)
 DEFINITION = ("Hit@|S| per transition rho -> rho': S = tokens greedy pruning removed in it; the share of S among "
               "the |S| tokens a ranking puts first among those present at rho")  # fmt: skip
-
-
-def keep_grid(rankings: Sequence[Ranking], step: float = 0.1) -> list[float]:
-    """1.0, 1 − step, 1 − 2·step, … down to the smallest value every ranking reaches (``Ranking.reaches``)."""
-    grid = []
-    for k in range(round(1 / step) + 1):
-        keep = round(1.0 - k * step, 10)
-        if not all(r.reaches(keep) for r in rankings):
-            break
-        grid.append(keep)
-    if len(grid) < 2:
-        shallow = next(r for r in rankings if not r.reaches(round(1.0 - step, 10)))
-        raise PrunelensError(f"record {shallow.id!r}: pruning stopped at keep {shallow.deepest_keep:.3f}, before "
-                             f"{1.0 - step:g}; no transition to analyse (prune deeper)")  # fmt: skip
-    return grid
 
 
 def score_order(scores: Sequence[float]) -> list[int]:

@@ -16,7 +16,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from prunelens.annotate.client import ChatClient, InvalidReply, LLMSettings, ReplyFailed, server_host
+from prunelens.annotate.client import (
+    ChatClient,
+    InvalidReply,
+    LLMSettings,
+    ReplyFailed,
+    server_host,
+)
 from prunelens.compress import parse_keeps
 from prunelens.errors import PrunelensError
 from prunelens.progress import log_line
