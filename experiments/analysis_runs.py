@@ -93,8 +93,13 @@ def ensure_runs(preset: str = "cpu", objectives=("joint",), baselines=BASELINES,
 
 
 def add_run_options(parser) -> None:
-    """The options that pick an experiment's shared runs: --preset, --count, --model, --baselines."""
+    """The options every analysis experiment takes: which shared runs (--preset, --count, --model,
+    --baselines), how to compute them (--threads) and where things go (--runs-dir, --out-dir, --quiet)."""
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     parser.add_argument("--count", type=int, default=None, help="chains (default: the preset's)")
     parser.add_argument("--model", default=None, help="pruner (default: the preset's)")
     parser.add_argument("--baselines", nargs="*", default=list(BASELINES))
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs/analyses"))
+    parser.add_argument("--out-dir", type=Path, default=Path("results"))
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -17,7 +17,6 @@ results/category_distribution.png.
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
 from analysis_runs import add_run_options, describe, ensure_runs
@@ -64,11 +63,7 @@ def main(argv=None):
     parser.add_argument("--llm-model", default="gpt-5-mini", help="llm: the model name sent to the server")
     parser.add_argument("--base-url", default=None, help="llm: an OpenAI-compatible server")
     parser.add_argument("--concurrency", type=int, default=4, help="llm: chains annotated at once")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap")
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs/analyses"))
-    parser.add_argument("--out-dir", type=Path, default=Path("results"))
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()

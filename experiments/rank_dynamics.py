@@ -13,7 +13,6 @@ per-example values go to <runs>/rank_dynamics.nc.
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -48,11 +47,7 @@ def findings(result) -> list[str]:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_options(parser)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0, help="random draw and bootstrap")
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs/analyses"))
-    parser.add_argument("--out-dir", type=Path, default=Path("results"))
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()

@@ -14,7 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from prunelens.annotate.labels import CATEGORIES, Annotation, annotations_path, tokens_digest
+from prunelens.annotate.labels import (
+    CATEGORIES,
+    Annotation,
+    annotations_path,
+    tokens_digest,
+)
 from prunelens.pruning.keep import n_keep
 from prunelens.ranking import RANKINGS_NAME, GreedyRanking, Ranking
 from prunelens.report import markdown_table

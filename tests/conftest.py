@@ -34,6 +34,20 @@ def interrupt_on_call(monkeypatch, owner, name: str, call: int = 2) -> None:
     monkeypatch.setattr(owner, name, interrupting)
 
 
+def load_experiment(name: str, monkeypatch=None):
+    """The module of ``experiments/<name>.py`` (its folder on sys.path while ``monkeypatch`` lasts, for the
+    helper modules experiments import)."""
+    import importlib.util
+
+    folder = Path(__file__).resolve().parents[1] / "experiments"
+    if monkeypatch is not None:
+        monkeypatch.syspath_prepend(str(folder))
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def tiny_config(kind: str, vocab: int = 96, max_positions: int = 512):
     """A 2-layer config of the given architecture; GQA for Llama and Qwen2."""
     from transformers import GPT2Config, LlamaConfig, Qwen2Config

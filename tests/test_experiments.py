@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import torch
-from conftest import DATA_DIR
+from conftest import DATA_DIR, load_experiment
 
 from prunelens.models import load_model
 from prunelens.pruning.benchmark import (
@@ -58,13 +58,7 @@ def test_benchmark_tables_on_a_tiny_model(tiny_model_dir):
 
 
 def test_surrogate_experiment_runs_small(tmp_path, tiny_model_dir):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "experiments" / "surrogate_pearson.py"
-    spec = importlib.util.spec_from_file_location("surrogate_pearson", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_experiment("surrogate_pearson")
     module.main(["--model", str(tiny_model_dir), "--train", "4", "--test", "4", "--epochs", "3", "--curve", "2", "4",
                  "--runs-dir", str(tmp_path / "runs"), "--out-dir", str(tmp_path / "out"), "--data-dir", str(DATA_DIR),
                  "--target-dtype", "float32", "--quiet"])  # fmt: skip

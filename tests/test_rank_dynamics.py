@@ -1,13 +1,12 @@
 """Rank dynamics (paper §5.2): hand-made runs with known answers, then the tiny model end to end."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import write_chains
+from conftest import load_experiment, write_chains
 
 from prunelens.analysis.rank_dynamics import (
     BUILT_IN,
@@ -23,7 +22,6 @@ from prunelens.pruning.compare import hit_at_s
 from prunelens.pruning.store import consolidate, write_part
 from prunelens.ranking import GreedyRanking, Ranking, keep_grid
 
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
 def greedy(example_id, order, n, **fields):
@@ -235,10 +233,7 @@ def test_tiny_model_end_to_end_with_save_load_table_and_figure(tmp_path, tiny_ru
 
 
 def test_experiment_script_creates_then_reuses_its_runs(tmp_path, tiny_model_dir, monkeypatch):
-    monkeypatch.syspath_prepend(str(EXPERIMENTS))
-    spec = importlib.util.spec_from_file_location("rank_dynamics_experiment", EXPERIMENTS / "rank_dynamics.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_experiment("rank_dynamics", monkeypatch)
     argv = ["--model", str(tiny_model_dir), "--count", "2", "--runs-dir", str(tmp_path / "runs"),
             "--out-dir", str(tmp_path / "out"), "--quiet"]  # fmt: skip
     module.main(argv)

@@ -1,11 +1,10 @@
 """Category retention on hand-made rankings and labels whose curves and areas are known exactly."""
 
-import importlib.util
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_experiment
 
 from prunelens.analysis.retention import category_retention
 from prunelens.annotate.labels import Annotation, tokens_digest
@@ -128,11 +127,7 @@ def test_bad_labels_are_refused():
 
 
 def test_experiment_script_creates_then_reuses_its_runs(tmp_path, tiny_model_dir, monkeypatch):
-    experiments = Path(__file__).resolve().parents[1] / "experiments"
-    monkeypatch.syspath_prepend(str(experiments))
-    spec = importlib.util.spec_from_file_location("category_retention", experiments / "category_retention.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_experiment("category_retention", monkeypatch)
     argv = ["--model", str(tiny_model_dir), "--count", "2", "--runs-dir", str(tmp_path / "runs"),
             "--out-dir", str(tmp_path / "out"), "--quiet"]  # fmt: skip
     module.main(argv)
@@ -160,11 +155,7 @@ def test_experiment_with_an_llm_reports_agreement_with_the_offline_rules(tmp_pat
     from prunelens.annotate.run import token_agreement
 
     isolate_from_openai(monkeypatch, tmp_path)
-    experiments = Path(__file__).resolve().parents[1] / "experiments"
-    monkeypatch.syspath_prepend(str(experiments))
-    spec = importlib.util.spec_from_file_location("category_retention", experiments / "category_retention.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_experiment("category_retention", monkeypatch)
 
     def everything_is_grammar(body):
         words = numbered_words(body)

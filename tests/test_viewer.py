@@ -2,7 +2,6 @@
 driven in Debian's chromium-headless-shell through Playwright (skipped where that browser is missing)."""
 
 import html
-import importlib.util
 import io
 import json
 import shutil
@@ -14,16 +13,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import write_chains
+from conftest import load_experiment, write_chains
 from typer.testing import CliRunner
 
-from prunelens.annotate.labels import CATEGORIES, Annotation, annotations_path, tokens_digest
+from prunelens.annotate.labels import (
+    CATEGORIES,
+    Annotation,
+    annotations_path,
+    tokens_digest,
+)
 from prunelens.errors import PrunelensError
 from prunelens.pruning.keep import n_keep
 from prunelens.pruning.store import open_scores
 from prunelens.ranking import load_rankings
 from prunelens.viewer.browser import CHROMIUM, headless_chromium
-from prunelens.viewer.page import Column, Labels, ViewConfig, folder_columns, page_data, render_page, view_folders
+from prunelens.viewer.page import (
+    Column,
+    Labels,
+    ViewConfig,
+    folder_columns,
+    page_data,
+    render_page,
+    view_folders,
+)
 
 CHAINS = [
     {"id": "c1", "question": "Tom has 3 apples and buys 2. How many?", "answer": "5",
@@ -348,14 +360,6 @@ def test_screenshot_is_not_blank(open_page, labelled_page, tmp_path):
     pixels = np.asarray(Image.open(io.BytesIO(path.read_bytes())).convert("RGB"), dtype=float)
     assert pixels.shape == (800, 1300, 3) and pixels.std() > 5  # a blank page: 0
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 100  # text, colours and lines, not one flat fill
-
-
-def load_experiment(name: str):
-    path = Path(__file__).resolve().parents[1] / "experiments" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_thousand_chains_of_300_tokens_stay_usable(open_page, tmp_path):
