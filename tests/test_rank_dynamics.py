@@ -23,7 +23,6 @@ from prunelens.pruning.store import consolidate, write_part
 from prunelens.ranking import GreedyRanking, Ranking, keep_grid
 
 
-
 def greedy(example_id, order, n, **fields):
     values = dict(id=example_id, model="hand", reasoning="", reasoning_ids=list(range(100, 100 + n)),
                   reasoning_tokens=[f"t{i} " for i in range(n)], offsets=[[3 * i, 3 * i + 3] for i in range(n)],
