@@ -10,7 +10,7 @@ Presets:
 - ``paper``: the first 1,000 GSM8K test examples (gold chains) with Qwen2.5-7B-Instruct, the paper's
   pruner for §5.1–5.2 (the paper prunes teacher-generated chains of 1,000 sampled GSM8K examples), on
   a GPU (device auto), float32.
-Folders live under ``runs_dir/<preset>`` (``<preset>-n<count>`` when ``count`` overrides the preset's),
+Folders live under ``runs_dir/<preset>`` (plus ``-n<count>`` and ``-<model>`` where those override the preset),
 so each holds exactly its preset's chains.
 """
 
@@ -78,10 +78,13 @@ def ensure_runs(preset: str = "cpu", objectives=("joint",), baselines=BASELINES,
     a preset; returns {name: run folder}. ``count`` and ``model`` override the preset's (smoke runs)."""
     from prunelens.pruning.run import PruneConfig, run_pruning
     from prunelens.rankers.run import RankConfig, run_rank
+    from prunelens.settings import folder_name
 
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    folder = Path(runs_dir) / (preset if count is None else f"{preset}-n{count}")
+    name = "-".join([preset, *([f"n{count}"] if count is not None else []),
+                     *([folder_name(model)] if model is not None else [])])  # fmt: skip
+    folder = Path(runs_dir) / name
     common = dict(selection(preset, count, model), threads=threads)
     runs = {}
     for objective in objectives:

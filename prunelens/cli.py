@@ -110,6 +110,8 @@ def _view(config):
         page = view_folders(config)
     except PrunelensError as error:
         fail(str(error))
+    except OSError as error:
+        fail(f"cannot write {config.out}: {error.strerror or error}")
     typer.echo(f"{page} ({page.stat().st_size / 1e6:.2f} MB): open it in a browser")
 
 

@@ -347,3 +347,21 @@ def wait_for_server(process: subprocess.Popen, port: int, log: Path, seconds: fl
         except (urllib.error.URLError, OSError):
             time.sleep(0.5)
     pytest.fail(f"transformers serve did not answer within {seconds:g} s")
+
+
+def test_replies_are_cached_per_server():
+    from prunelens.annotate.client import request_key
+
+    messages = [{"role": "user", "content": "label these words"}]
+    same = request_key("m", messages, {"temperature": 0}, "http://127.0.0.1:8001/v1")
+    assert same == request_key("m", messages, {"temperature": 0}, "http://127.0.0.1:8001/v1")
+    assert same != request_key("m", messages, {"temperature": 0}, "http://127.0.0.1:8002/v1")
+
+
+def test_an_unwritable_cache_costs_requests_not_the_run(rankings_dir, tmp_path):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    with ScriptedServer([labels_reply] * 2) as server:
+        annotations = annotate_rankings(config_with(server, rankings_dir, no_cache=False, cache_dir=blocked),
+                                        progress=False)  # fmt: skip
+    assert all(a.status == "ok" for a in annotations.values())

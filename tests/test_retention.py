@@ -137,7 +137,7 @@ def test_experiment_script_creates_then_reuses_its_runs(tmp_path, tiny_model_dir
         assert row in report
     for figure in ("category_retention.png", "category_distribution.png"):
         assert (tmp_path / "out" / figure).read_bytes()[:4] == b"\x89PNG"
-    labels = tmp_path / "runs" / "cpu-n2" / "greedy-joint" / "annotations-offline.jsonl"
+    labels = next((tmp_path / "runs").glob("cpu-n2-*")) / "greedy-joint" / "annotations-offline.jsonl"
     first = labels.read_text()
     assert len(first.splitlines()) == 2
     module.main(argv)  # a rerun reuses the runs and the labels
@@ -165,7 +165,7 @@ def test_experiment_with_an_llm_reports_agreement_with_the_offline_rules(tmp_pat
         module.main(["--model", str(tiny_model_dir), "--count", "2", "--runs-dir", str(tmp_path / "runs"),
                      "--out-dir", str(tmp_path / "out"), "--quiet", "--annotator", "llm", "--llm-model", "stub",
                      "--base-url", server.url])  # fmt: skip
-    labelled = tmp_path / "runs" / "cpu-n2" / "greedy-joint"
+    labelled = next((tmp_path / "runs").glob("cpu-n2-*")) / "greedy-joint"
     llm, offline = (load_annotations(labelled / f"annotations-{name}.jsonl") for name in ("llm", "offline"))
     expected = sum(token_agreement(llm[i].labels, offline[i].labels) for i in llm) / len(llm)
     assert 0 < expected < 1

@@ -161,6 +161,19 @@ def test_annotate_a_rankings_folder_offline(rankings_dir, annotated):
     assert path.read_text().count("\n") == lines
 
 
+def test_labels_from_other_annotator_settings_are_not_reused(rankings_dir, annotated, tmp_path):
+    import json
+
+    from prunelens.annotate.run import AnnotateConfig, annotate_rankings
+    from prunelens.errors import PrunelensError
+
+    old = tmp_path / "old-rules.jsonl"
+    records = [json.loads(line) for line in annotations_path(rankings_dir, "offline").read_text().splitlines()]
+    old.write_text("".join(json.dumps({**r, "settings": {"rules_version": 0}}) + "\n" for r in records))
+    with pytest.raises(PrunelensError, match="holds labels made with other settings .*rules_version.: 0"):
+        annotate_rankings(AnnotateConfig(rankings=rankings_dir, annotator="offline", out=old), progress=False)
+
+
 def test_a_token_spanning_words_takes_the_higher_priority_label():
     from prunelens.annotate.run import annotate_ranking
     from prunelens.ranking import Ranking

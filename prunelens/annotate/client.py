@@ -29,6 +29,7 @@ BASE_URL_ENV = "OPENAI_BASE_URL"
 API_KEY_ENV = "OPENAI_API_KEY"
 LOCAL_KEY = "local-server"  # sent to servers named by a base URL when no key is set: they take any key
 RETRIED_STATUS = (408, 409, 429)  # and every 5xx
+MAX_BACKOFF = 60.0  # seconds: the longest wait between two attempts
 
 
 @dataclass(kw_only=True)
@@ -66,9 +67,10 @@ def default_cache_dir() -> Path:
     return cache_root() / "llm"
 
 
-def request_key(model: str, messages: list[dict], params: dict) -> str:
-    """The cache key of one request: a hash of model, messages and sampling parameters."""
-    text = json.dumps({"model": model, "messages": messages, "params": params}, sort_keys=True, ensure_ascii=False)
+def request_key(model: str, messages: list[dict], params: dict, server: str = "") -> str:
+    """The cache key of one request: a hash of server, model, messages and sampling parameters."""
+    text = json.dumps({"server": server, "model": model, "messages": messages, "params": params}, sort_keys=True,
+                      ensure_ascii=False)  # fmt: skip
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -108,6 +110,7 @@ class ChatClient:
         self.client = openai.OpenAI(api_key=key, base_url=base_url, timeout=settings.timeout, max_retries=0)
         self.cache_dir = None if settings.no_cache else Path(settings.cache_dir or default_cache_dir())
         self.send_temperature = settings.temperature is not None
+        self.server = base_url or "https://api.openai.com/v1"  # part of the cache key: replies are per server
 
     def params(self) -> dict:
         """The sampling parameters requested (part of the cache key)."""
@@ -123,7 +126,7 @@ class ChatClient:
         after ``max_retries`` retries; PrunelensError where the server refuses the request itself (bad
         key, unknown model, unreachable OpenAI), since every later request would fail alike."""
         params = self.params()
-        key = request_key(self.settings.llm_model, messages, params)
+        key = request_key(self.settings.llm_model, messages, params, self.server)
         cached = self._read_cache(key)
         if cached is not None:
             try:
@@ -133,7 +136,7 @@ class ChatClient:
         conversation, reason = list(messages), ""
         for attempt in range(self.settings.max_retries + 1):
             if attempt:
-                time.sleep(self.settings.retry_delay * 2 ** (attempt - 1))
+                time.sleep(min(MAX_BACKOFF, self.settings.retry_delay * 2 ** (attempt - 1)))
             try:
                 text = self._complete(conversation, params)
             except _Retry as retry:
@@ -175,6 +178,8 @@ class ChatClient:
             if status in RETRIED_STATUS or status >= 500:
                 raise _Retry(f"HTTP {status} ({_one_line(error, 160)})") from None
             raise PrunelensError(f"the server refused the request: HTTP {status} ({_one_line(error, 200)})") from None
+        except openai.APIError as error:  # e.g. a 200 whose body is not a chat completion
+            raise _Retry(f"unusable response ({_one_line(error, 160)})") from None
         if not response.choices:
             raise _Retry("a reply without choices")
         return response.choices[0].message.content
@@ -194,10 +199,13 @@ class ChatClient:
         if self.cache_dir is None:
             return
         path = self._cache_file(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        partial.write_text(json.dumps({"model": self.settings.llm_model, "reply": text}, ensure_ascii=False))
-        partial.replace(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            partial.write_text(json.dumps({"model": self.settings.llm_model, "reply": text}, ensure_ascii=False))
+            partial.replace(path)
+        except OSError:
+            pass  # the cache is best effort: an unwritable one costs repeated requests, not the run
 
 
 class _Retry(Exception):

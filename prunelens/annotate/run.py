@@ -28,6 +28,7 @@ from prunelens.annotate.labels import (
     token_labels,
     tokens_digest,
 )
+from prunelens.errors import PrunelensError
 from prunelens.progress import log_line, progress_bar
 from prunelens.registry import ANNOTATORS
 from prunelens.settings import setting
@@ -90,6 +91,10 @@ def annotate_rankings(config: AnnotateConfig, progress: bool = True, log=log_lin
     path = config.output_path()
     rankings = load_rankings(config.rankings)[: config.limit]
     done = load_annotations(path) if path.exists() else {}
+    other = next((a for a in done.values() if a.settings != annotator.settings()), None)
+    if other is not None:
+        raise PrunelensError(f"{path} holds labels made with other settings ({other.id!r}: {other.settings}; now "
+                             f"{annotator.settings()}); pass another --out")  # fmt: skip
     todo = [r for r in rankings if r.id not in done]
     path.parent.mkdir(parents=True, exist_ok=True)
     work = partial(annotate_ranking, annotator, config.annotator)
