@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -20,17 +20,30 @@ def interactive() -> bool:
     return sys.stderr.isatty()
 
 
-def progress_bar(items: Iterable[T], total: int, desc: str, enabled: bool = True, log=log_line) -> Iterator[T]:
-    """Yield ``items``; show a bar on a terminal, else one ``desc [k/total] (s)`` line per finished item."""
+def progress_bar(items: Iterable[T], total: int, desc: str, enabled: bool = True, log=log_line,
+                 tokens: Callable[[T], int] | None = None) -> Iterator[T]:  # fmt: skip
+    """Yield ``items``; show a bar on a terminal, else one ``desc [k/total] (s)`` line per finished item.
+    With ``tokens`` (an item's token count) the bar and lines add the tokens per second so far."""
     if not enabled:
         yield from items
         return
+    started, done = time.perf_counter(), 0
+
+    def rate(item) -> str:
+        nonlocal done
+        done += tokens(item)
+        return f"{done / max(time.perf_counter() - started, 1e-9):.0f} tok/s"
+
     if interactive():
         from tqdm.auto import tqdm
 
-        yield from tqdm(items, total=total, desc=desc)
+        with tqdm(items, total=total, desc=desc) as bar:
+            for item in bar:
+                yield item
+                if tokens is not None:
+                    bar.set_postfix_str(rate(item))
         return
-    started = time.perf_counter()
     for index, item in enumerate(items, start=1):
         yield item
-        log(f"{desc} [{index}/{total}] {time.perf_counter() - started:.1f} s")
+        extra = f", {rate(item)}" if tokens is not None else ""
+        log(f"{desc} [{index}/{total}] {time.perf_counter() - started:.1f} s{extra}")

@@ -10,7 +10,8 @@ model), ``process`` (one example → one ranking, plus an optional per-example s
 2. select the examples (dataset split or chains file, ids, limit, shard), skipping finished ids;
 3. per example: tokenise (bad records raise, or go to ``skipped.jsonl`` with ``--skip-bad``), process,
    write the store part, then append the ranking to ``rankings.jsonl`` (so a kill loses at most the
-   example in flight and a rerun resumes);
+   example in flight and a rerun resumes); in this process, or with ``--executor ray`` on a pool of Ray
+   actors (``prunelens.jobs.ray_executor``; this process still writes every file);
 4. consolidate the stores over every finished example.
 """
 
@@ -37,6 +38,7 @@ from prunelens.selection import (
 from prunelens.settings import differences, folder_name, identity, name_parts, setting
 
 CONFIG_NAME = "run.json"
+EXECUTORS = ("local", "ray")
 
 
 @dataclass
@@ -47,6 +49,13 @@ class JobConfig(Selection):
 
     out: Path | None = setting(None, "output folder (default: runs/<job>-<data>-<model>-<settings>)")
     threads: int | None = setting(None, "torch CPU threads (default: all cores; 1 when sharing cores)", minimum=1)
+    executor: str = setting("local", "local: this process | ray: a pool of Ray actors (needs the ray extra)")
+    ray_address: str | None = setting(None, "with --executor ray: the cluster to join (default: start a local one)")
+    workers: int | None = setting(None, "with --executor ray: actors (default: as many as the cluster's CPUs hold)",
+                                  minimum=1)  # fmt: skip
+    gpus_per_worker: float = setting(0.0, "with --executor ray: GPUs per actor", minimum=0.0)
+    cpus_per_worker: float = setting(1.0, "with --executor ray: CPUs per actor (torch threads unless --threads)",
+                                     minimum=0.0)  # fmt: skip
 
     def output_dir(self) -> Path:
         """``out``, else a folder under runs/ named by the job, data, model and result settings."""
@@ -164,12 +173,40 @@ def load_for(job: Job):
     return load_model(config.model, device=config.device, dtype=config.dtype, attn_implementation=job.attn_implementation)
 
 
+def process_locally(job: Job, todo: list, out_dir: Path, summary: RunSummary, skip, progress: bool, log) -> None:
+    """Step 3 in this process: load the model once, then per example process, write its part, append its ranking."""
+    config = job.config
+    records_path = rankings_file(out_dir)
+    set_threads(config.threads)
+    loaded = load_for(job)
+    job.start(loaded)
+    record_settings(out_dir, job.name, config)
+    chains = tokenized_chains(config, todo, loaded, skip)
+    for example, chain in progress_bar(chains, total=len(todo), desc=job.name, enabled=progress, log=log):
+        started = time.perf_counter()
+        try:
+            processed = job.process(example, chain)
+        except BadRecordError as error:
+            if not config.skip_bad:
+                raise
+            skip(error)
+            continue
+        if processed.ranking.seconds is None:  # rankings passed on from another run keep their own time
+            processed.ranking.seconds = round(time.perf_counter() - started, 3)
+        if processed.write_part is not None:
+            processed.write_part(out_dir)
+        append_jsonl(records_path, processed.ranking.to_dict())
+        summary.new_ids.append(example.id)
+
+
 def run_job(job: Job, progress: bool = True, log=log_line) -> RunSummary:
     """Run ``job`` over its selection into its output folder, resuming where a previous run stopped."""
     config = job.config
     out_dir = config.output_dir()
     job.progress = progress
     job.validate()
+    if config.executor not in EXECUTORS:
+        raise PrunelensError(f"--executor {config.executor!r}: choose one of {', '.join(EXECUTORS)}")
     check_settings(out_dir, job.name, config)
     summary = RunSummary(out_dir, [])
     skip = skip_recorder(out_dir, log, summary.skipped)
@@ -178,26 +215,12 @@ def run_job(job: Job, progress: bool = True, log=log_line) -> RunSummary:
     done = {record["id"] for record in read_finished(records_path)}
     todo = [e for e in examples if e.id not in done]
     if todo:
-        set_threads(config.threads)
-        loaded = load_for(job)
-        job.start(loaded)
-        record_settings(out_dir, job.name, config)
-        chains = tokenized_chains(config, todo, loaded, skip)
-        for example, chain in progress_bar(chains, total=len(todo), desc=job.name, enabled=progress, log=log):
-            started = time.perf_counter()
-            try:
-                processed = job.process(example, chain)
-            except BadRecordError as error:
-                if not config.skip_bad:
-                    raise
-                skip(error)
-                continue
-            if processed.ranking.seconds is None:  # rankings passed on from another run keep their own time
-                processed.ranking.seconds = round(time.perf_counter() - started, 3)
-            if processed.write_part is not None:
-                processed.write_part(out_dir)
-            append_jsonl(records_path, processed.ranking.to_dict())
-            summary.new_ids.append(example.id)
+        if config.executor == "ray":  # the same steps on a pool of Ray actors; this process stays the only writer
+            from prunelens.jobs.ray_executor import process_on_ray
+
+            process_on_ray(job, todo, out_dir, summary, skip, progress, log)
+        else:
+            process_locally(job, todo, out_dir, summary, skip, progress, log)
     summary.rankings = [Ranking.from_dict(r) for r in read_finished(records_path)]
     if summary.new_ids:
         type(job).finish(out_dir, summary.rankings)
