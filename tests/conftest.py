@@ -48,21 +48,46 @@ def load_experiment(name: str, monkeypatch=None):
     return module
 
 
-def tiny_config(kind: str, vocab: int = 96, max_positions: int = 512):
-    """A 2-layer config of the given architecture; GQA for Llama and Qwen2."""
-    from transformers import GPT2Config, LlamaConfig, Qwen2Config
+FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "olmo2", "gpt2", "gpt_neox")
+
+
+def tiny_config(kind: str, vocab: int = 96, max_positions: int = 512, **overrides):
+    """A 2-layer config of the given architecture (one of ``FAMILIES``); GQA (4 query heads, 2 KV heads)
+    where the family has it. Gemma 2 keeps its logit soft-capping; sliding windows default to longer
+    than any test sequence (``sliding_window=`` in ``overrides`` shortens them)."""
+    import transformers
 
     common = dict(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=max_positions,
                   initializer_range=0.4, tie_word_embeddings=False)  # fmt: skip
-    if kind == "llama":
-        return LlamaConfig(**common)
-    if kind == "qwen2":
-        return Qwen2Config(**common)
+    window = {"sliding_window": max_positions}
+    families = {
+        "llama": ("LlamaConfig", {}),
+        "mistral": ("MistralConfig", window),
+        "qwen2": ("Qwen2Config", {}),
+        "qwen3": ("Qwen3Config", {"head_dim": 8}),
+        "gemma2": ("Gemma2Config", dict(head_dim=8, query_pre_attn_scalar=8, attn_logit_softcapping=50.0,
+                                        final_logit_softcapping=30.0, **window)),
+        "gemma3": ("Gemma3TextConfig", dict(head_dim=8, query_pre_attn_scalar=8, **window)),
+        "phi3": ("Phi3Config", {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}),
+        "olmo2": ("Olmo2Config", {"pad_token_id": 0, "eos_token_id": 2}),
+        "gpt_neox": ("GPTNeoXConfig", {"rotary_pct": 0.5, "use_parallel_residual": True}),
+        # outside FAMILIES: for refusals (no TransformerBridge adapter; no attention at all)
+        "persimmon": ("PersimmonConfig", {"partial_rotary_factor": 0.5}),
+        "mamba": ("MambaConfig", {"state_size": 4}),
+    }
     if kind == "gpt2":
-        return GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_positions=max_positions,
-                          initializer_range=0.4)  # fmt: skip
-    raise ValueError(kind)
+        return transformers.GPT2Config(vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_positions=max_positions,
+                                       initializer_range=0.4, **overrides)  # fmt: skip
+    if kind not in families:
+        raise ValueError(kind)
+    name, extra = families[kind]
+    if kind in ("gpt_neox", "persimmon"):  # no GQA
+        common = {k: v for k, v in common.items() if k != "num_key_value_heads"}
+    if kind == "mamba":
+        common = {"vocab_size": vocab, "hidden_size": 32, "num_hidden_layers": 2, "initializer_range": 0.4,
+                  "tie_word_embeddings": False}  # fmt: skip
+    return getattr(transformers, name)(**{**common, **extra, **overrides})
 
 
 def tiny_model(kind: str = "llama", seed: int = 0, dtype: str = "float64", **config_kwargs):

@@ -32,13 +32,14 @@ def column_sums_below_diagonal(pattern):
 
 def attention_path(model) -> tuple[str, str, str]:
     """(base model attribute, layer-list attribute, attention attribute), by the HF layout conventions:
-    model.layers[i].self_attn (Llama, Qwen2, Mistral, …) or transformer.h[i].attn (GPT-2)."""
+    model.layers[i].self_attn (Llama, Qwen2, Mistral, …), transformer.h[i].attn (GPT-2) or
+    gpt_neox.layers[i].attention (GPT-NeoX)."""
     base = model.base_model
     for layers_name in ("layers", "h"):
         layers = getattr(base, layers_name, None)
         if layers is None:
             continue
-        for attention_name in ("self_attn", "attn"):
+        for attention_name in ("self_attn", "attn", "attention"):
             if all(hasattr(layer, attention_name) for layer in layers):
                 return model.base_model_prefix, layers_name, attention_name
     raise PrunelensError(f"model type {model.config.model_type!r}: cannot find its attention modules")
@@ -94,7 +95,7 @@ class HFBlockwiseBackend:
         from prunelens.probes.blockwise import register
 
         self.model = model
-        model.set_attn_implementation(register())
+        model.set_attn_implementation(register(eager=bool(getattr(model.config, "attn_logit_softcapping", None))))
 
     @classmethod
     def from_loaded(cls, loaded):
@@ -127,8 +128,17 @@ class TransformerLensBackend:
     def __init__(self, model, tokenizer, name: str):
         from transformer_lens.model_bridge import TransformerBridge
 
-        self.bridge = TransformerBridge.boot_transformers(name, hf_model=model, tokenizer=tokenizer)
+        if not getattr(model.config, "architectures", None):  # a model built from a config, not loaded
+            model.config.architectures = [type(model).__name__]
+        try:
+            self.bridge = TransformerBridge.boot_transformers(name, hf_model=model, tokenizer=tokenizer)
+        except ValueError as error:
+            raise PrunelensError(f"transformer_lens backend: model type {model.config.model_type!r} "
+                                 f"({type(model).__name__}) is not supported by TransformerBridge") from error  # fmt: skip
         self.layers = model.config.num_hidden_layers
+        if "blocks.0.attn.hook_pattern" not in self.bridge.hook_dict:  # e.g. a state-space model
+            raise PrunelensError(f"transformer_lens backend: model type {model.config.model_type!r} "
+                                 "has no attention pattern hook (blocks.0.attn.hook_pattern)")  # fmt: skip
 
     @classmethod
     def from_loaded(cls, loaded):

@@ -9,6 +9,7 @@ heads × block × T per layer, instead of heads × T × T.
 from __future__ import annotations
 
 IMPLEMENTATION = "prunelens_blockwise"
+EAGER_IMPLEMENTATION = "prunelens_blockwise_eager"  # attention-logit soft-capping (Gemma 2): SDPA cannot
 SINK_ATTRIBUTE = "_prunelens_received"
 
 
@@ -40,7 +41,11 @@ def received_from_queries_keys(query, key, scaling, attention_mask=None, block=2
 
 
 def blockwise_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
-    """SDPA attention that also records the received-attention sums on ``module`` when asked to."""
+    """SDPA attention that also records the received-attention sums on ``module`` when asked to. A
+    soft-capped model's attention runs through its own eager function instead (SDPA has no soft-capping),
+    so its forward materialises each layer's pattern as ``hf`` does."""
+    import importlib
+
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     sink = getattr(module, SINK_ATTRIBUTE, None)
@@ -49,14 +54,21 @@ def blockwise_attention(module, query, key, value, attention_mask, dropout=0.0, 
         mask = attention_mask if attention_mask is not None and attention_mask.dim() == 4 else None
         sink.append(received_from_queries_keys(query, key, scale, mask, softcap=kwargs.get("softcap"),
                                                sliding_window=kwargs.get("sliding_window")).cpu())  # fmt: skip
+    if kwargs.get("softcap") is not None:
+        eager = importlib.import_module(type(module).__module__).eager_attention_forward
+        output, _ = eager(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+        return output, None
     return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
 
 
-def register() -> str:
-    """Make the implementation known to transformers (idempotent) and return its name."""
+def register(eager: bool = False) -> str:
+    """Make the implementations known to transformers (idempotent) and return the name of the SDPA one,
+    or with ``eager`` (soft-capped models) the one whose masks are eager's additive masks."""
     from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask, sdpa_mask
 
     AttentionInterface.register(IMPLEMENTATION, blockwise_attention)
     AttentionMaskInterface.register(IMPLEMENTATION, sdpa_mask)
-    return IMPLEMENTATION
+    AttentionInterface.register(EAGER_IMPLEMENTATION, blockwise_attention)
+    AttentionMaskInterface.register(EAGER_IMPLEMENTATION, eager_mask)
+    return EAGER_IMPLEMENTATION if eager else IMPLEMENTATION

@@ -5,15 +5,17 @@ prompt + trunk[:l] is already in the trunk's KV cache, and the log-probs of thos
 known, so only the suffix c[l:] + answer is recomputed, at its true positions. Suffixes are packed
 into rows, a long one beside a short one so rows come out nearly equal in length, and the rows are
 batched over the shared cache; a 4D mask lets each suffix see cache[0 : P + l] and itself (causally),
-nothing else. The trunk is cached across calls. The best candidate's KV and hidden states are kept from
-its batch: greedy deletes it, so it is the next trunk, and nothing is recomputed; any other new trunk
-has only its tail recomputed.
+nothing else (with sliding-window layers, only what lies inside the window). The trunk is cached across
+calls. The best candidate's KV and hidden states are kept from its batch: greedy deletes it, so it is
+the next trunk, and nothing is recomputed; any other new trunk has only its tail recomputed. Models
+with layers other than full or sliding-window attention are refused (``fast_scorer_refusal``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from prunelens.errors import PrunelensError
 from prunelens.pruning.objectives import Objective
 from prunelens.pruning.scorer import ScorerStats, target_logprobs
 
@@ -25,6 +27,28 @@ def common_prefix(a, b) -> int:
         if a[index] != b[index]:
             return index
     return limit
+
+
+def sliding_window(config) -> int | None:
+    """The attention window of a model whose layers (some or all) use sliding-window attention, else None."""
+    window = getattr(config, "sliding_window", None)
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types is not None:
+        sliding = "sliding_attention" in layer_types
+    else:
+        sliding = getattr(config, "use_sliding_window", True)
+    return window if window and sliding else None
+
+
+def fast_scorer_refusal(config) -> str | None:
+    """Why the fast scorer cannot be exact for a model of ``config``, or None. Its packed rows need full or
+    sliding-window attention that obeys explicit 4D masks (the window is built into them): layers of any
+    other type (state-space, linear or chunked attention) keep no per-position KV to share."""
+    layer_types = getattr(config, "layer_types", None)
+    other = sorted(set(layer_types or ()) - {"full_attention", "sliding_attention"})
+    if other:
+        return f"layers of type {', '.join(other)} (only full or sliding-window attention can share a prefix cache)"
+    return None
 
 
 @dataclass
@@ -78,6 +102,13 @@ class PrefixCacheScorer:
         self._kept: _Kept | None = None
         self._first_logprobs: dict = {}  # candidate → log-prob of its suffix token 0, this score call
 
+    def _check(self) -> None:
+        refusal = fast_scorer_refusal(self.model.config)
+        if refusal:
+            model_type = getattr(self.model.config, "model_type", "?")
+            raise PrunelensError(f"the fast scorer cannot be exact for model type {model_type!r}: {refusal}; "
+                                 "use --scorer naive")  # fmt: skip
+
     # -- model calls ---------------------------------------------------------------------------------
     def _forward(self, tokens, positions, mask=None, cache_len=None, padding=0):
         """Run rows of tokens (B × L) over the cached prompt + trunk (its first ``cache_len`` positions,
@@ -88,7 +119,8 @@ class PrefixCacheScorer:
         from transformers import DynamicCache
 
         rows = len(tokens)
-        cache = DynamicCache(config=self.model.config)
+        # a sliding-window cache drops old positions; the masks apply the window, so keep every position
+        cache = DynamicCache() if sliding_window(self.model.config) else DynamicCache(config=self.model.config)
         for layer, (keys, values) in enumerate(self._kv):
             keys, values = keys[..., :cache_len, :], values[..., :cache_len, :]
             cache.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1), layer)
@@ -161,6 +193,7 @@ class PrefixCacheScorer:
         import torch
 
         objective = Objective.parse(objective)
+        self._check()
         with torch.inference_mode():
             self._set_prompt(prompt_ids)
             self._set_trunk(candidates[0] if trunk is None else trunk)
@@ -267,7 +300,7 @@ class PrefixCacheScorer:
             owners.append(row_owner + [-1] * pad)
             visible.append(row_visible + [0] * pad)
         padding = len(batch) * width - sum(len(s.tokens) for row in batch for s in row)
-        mask = self._batch_mask(owners, visible, cache_len, device)
+        mask = self._batch_mask(owners, visible, cache_len, device, positions)
         hidden, cache = self._forward(tokens, positions, mask, cache_len=cache_len, padding=padding)
         flat = hidden.reshape(-1, hidden.shape[-1])[rows]
         if first is not None:
@@ -302,10 +335,11 @@ class PrefixCacheScorer:
             tail_logprobs = torch.cat([self._first_logprobs[segment.candidate].reshape(1), rest])
         self._kept = _Kept(sequence, segment.shared, score, segment.candidate, kv, tail_hidden, tail_logprobs)
 
-    def _batch_mask(self, owners, visible, cache_len: int, device):
+    def _batch_mask(self, owners, visible, cache_len: int, device, positions=None):
         """Additive mask (B, 1, W, cache_len + W): a token sees cache[0:visible] and, causally, the
         tokens of its own suffix in its row. Padding (owner -1) sees only padding, and no real token
-        sees padding."""
+        sees padding. With sliding-window layers a token at position p also sees only keys at positions
+        above p - window: that mask alone for a model whose layers all slide, else one per layer type."""
         import torch
 
         dtype = next(self.model.parameters()).dtype
@@ -315,6 +349,19 @@ class PrefixCacheScorer:
         own = (owner[:, :, None] == owner[:, None, :]) & causal  # B × W × W
         cached = torch.arange(cache_len, device=device) < torch.tensor(visible, device=device)[..., None]
         allowed = torch.cat([cached, own], dim=2)
-        mask = torch.zeros(allowed.shape, dtype=dtype, device=device)
-        mask.masked_fill_(~allowed, torch.finfo(dtype).min)
-        return mask[:, None]
+
+        def additive(allowed):
+            mask = torch.zeros(allowed.shape, dtype=dtype, device=device)
+            mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+            return mask[:, None]
+
+        window = sliding_window(self.model.config)
+        if window is None or positions is None:
+            return additive(allowed)
+        query = torch.tensor(positions, device=device)  # B × W
+        keys = torch.cat([torch.arange(cache_len, device=device).expand(len(positions), -1), query], dim=1)
+        windowed = additive(allowed & (keys[:, None, :] > query[:, :, None] - window))
+        layer_types = getattr(self.model.config, "layer_types", None)
+        if layer_types is None:
+            return windowed
+        return {kind: windowed if kind == "sliding_attention" else additive(allowed) for kind in set(layer_types)}
