@@ -193,3 +193,7 @@ def test_support_table_is_generated_from_the_checks(monkeypatch):
     cells = rows[1].split(" | ")
     assert cells[1].startswith("refused: the fast scorer cannot be exact") and cells[2] == "exact"
     assert all(c.startswith("refused:") for c in cells[3:]) and "transformer-lens" in text
+    readme = f"intro\n{support.BEGIN}\n| stale |\n{support.END}\nrest\n"
+    updated = support.with_table(readme, text)
+    assert "| stale |" not in updated and rows[0] in updated and updated.endswith(f"{support.END}\nrest\n")
+    assert updated.startswith("intro\n") and support.with_table(updated, text) == updated
