@@ -97,7 +97,12 @@ def load_model(
     kwargs = {"dtype": resolve_dtype(dtype), "attn_implementation": attn_implementation}
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory)
-        model = AutoModelForCausalLM.from_pretrained(directory, **kwargs)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(directory, **kwargs)
+        except ValueError as exc:  # an architecture without SDPA attention (e.g. Gemma 2) runs eager
+            if attn_implementation != "sdpa" or "scaled_dot_product_attention" not in str(exc):
+                raise
+            model = AutoModelForCausalLM.from_pretrained(directory, **{**kwargs, "attn_implementation": "eager"})
     except (OSError, ValueError) as exc:
         raise _load_error(spec, directory, hub, exc) from None
     model.to(resolve_device(device)).eval()

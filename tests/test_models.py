@@ -42,3 +42,16 @@ def test_converted_alias_matches_gguf_logits(smollm2, smollm2_dir):
     with torch.no_grad():
         assert torch.equal(gguf(ids).logits, smollm2.model(ids).logits)
     assert smollm2.model.config.num_hidden_layers == 30 and smollm2.model.config.num_key_value_heads == 3
+
+
+def test_an_architecture_without_sdpa_loads_with_eager_attention(tmp_path, smollm2_dir):
+    from transformers import AutoTokenizer
+
+    from conftest import tiny_model
+    from prunelens.models import load_model
+
+    tiny_model("gemma2", dtype="float32").save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(smollm2_dir).save_pretrained(tmp_path)
+    loaded = load_model(str(tmp_path))  # SDPA by default; transformers refuses it for Gemma 2
+    assert loaded.model.config.model_type == "gemma2"
+    assert loaded.model.config._attn_implementation == "eager"
