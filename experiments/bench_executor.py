@@ -82,7 +82,8 @@ def main(argv=None):
         "",
         f"Greedy pruning (`{args.model}`, objective joint, `--steps {args.steps}`) of {n} GSM8K test chains with "
         f"{args.min_tokens}–{args.max_tokens} reasoning tokens, on this {cores}-core machine (load average "
-        f"{load:.1f} at the end: other processes shared the cores). Both runs wrote the same rankings.",
+        f"{load:.1f} at the end; above {cores - 1} means other processes shared the cores). Both runs wrote the "
+        "same rankings.",
         "",
         table,
         "",
