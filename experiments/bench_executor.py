@@ -13,7 +13,7 @@ from pathlib import Path
 
 from prunelens.pruning.run import PruneConfig, run_pruning
 from prunelens.rankers.run import RankConfig, run_rank
-from prunelens.report import markdown_table
+from prunelens.report import markdown_table, write_report
 
 
 def timed(run, config, lines):
@@ -94,9 +94,7 @@ def main(argv=None):
         "`process` (hand-out, transfer, waiting for the last example), per example.",
         "",
     ])  # fmt: skip
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(report)
-    print(report)
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from prunelens.analysis.retention import DEFINITION, category_retention
 from prunelens.annotate.run import AnnotateConfig, annotate_rankings, token_agreement
 from prunelens.ranking import load_rankings
 from prunelens.registry import ANNOTATORS
+from prunelens.report import write_report
 
 OBJECTIVES = ("joint", "answer")
 PAPER = {"SymbMath": "over-retained", "CoRef": "under-retained"}  # §5.1's finding for greedy pruning
@@ -125,8 +126,7 @@ def main(argv=None):
         + " summed over chains (the rankings' own seconds, the same whether this run created or reused them).",
     ]  # fmt: skip
     text = "\n".join(lines) + "\n"
-    (args.out_dir / "category_retention.md").write_text(text)
-    print(text)
+    write_report(args.out_dir / "category_retention.md", text)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from prunelens.analysis.rank_dynamics import (
     rank_dynamics,
 )
 from prunelens.ranking import load_rankings
+from prunelens.report import write_report
 
 
 def findings(result) -> list[str]:
@@ -84,8 +85,7 @@ def main(argv=None):
         f"Figure: rank_dynamics.png; per-chain values: {runs['greedy-joint'].parent / 'rank_dynamics.nc'}.",
     ]  # fmt: skip
     text = "\n".join(lines) + "\n"
-    (args.out_dir / "rank_dynamics.md").write_text(text)
-    print(text)
+    write_report(args.out_dir / "rank_dynamics.md", text)
 
 
 if __name__ == "__main__":

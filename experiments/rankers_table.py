@@ -28,7 +28,7 @@ from prunelens.probes.surrogate import (
 from prunelens.pruning.run import PruneConfig, run_pruning
 from prunelens.rankers.run import RankConfig, run_rank
 from prunelens.rankers.tokenskip import LLMLINGUA2_LARGE_SHAPE, save_standin_classifier
-from prunelens.report import markdown_table
+from prunelens.report import markdown_table, write_report
 from prunelens.selection import ids_by_length
 
 KEEPS = (0.5, 0.7, 0.9)
@@ -127,9 +127,7 @@ def main():
         "",
         *tables,
     ])  # fmt: skip
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
-    print(text)
+    write_report(args.out, text)
 
 
 if __name__ == "__main__":

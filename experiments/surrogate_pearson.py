@@ -26,7 +26,7 @@ from prunelens.probes.surrogate import (
     train_surrogate,
 )  # fmt: skip
 from prunelens.pruning.run import PruneConfig, run_pruning
-from prunelens.report import markdown_table
+from prunelens.report import markdown_table, write_report
 
 
 class Stages:
@@ -153,8 +153,7 @@ def main(argv=None):
         "", "Scatter plot: surrogate_scatter.png",
     ]  # fmt: skip
     text = "\n".join(lines) + "\n"
-    (out / "surrogate_pearson.md").write_text(text)
-    print(text)
+    write_report(out / "surrogate_pearson.md", text)
 
 
 if __name__ == "__main__":

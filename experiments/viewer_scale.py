@@ -22,7 +22,7 @@ from prunelens.annotate.labels import (
 )
 from prunelens.pruning.keep import n_keep
 from prunelens.ranking import RANKINGS_NAME, GreedyRanking, Ranking
-from prunelens.report import markdown_table
+from prunelens.report import markdown_table, write_report
 from prunelens.viewer.browser import headless_chromium
 from prunelens.viewer.page import ViewConfig, view_folders
 
@@ -126,8 +126,7 @@ def main(argv=None):
             "included); *open*: from navigation until the first chain shows; slider / next chain / search: median "
             f"of 21 (script and layout, measured in the page).\n\n{table}\n")  # fmt: skip
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "viewer_scale.md").write_text(text)
-    print(text)
+    write_report(args.out_dir / "viewer_scale.md", text)
 
 
 if __name__ == "__main__":
