@@ -91,6 +91,7 @@ BENCHMARKS = Registry("dataset")
 BENCHMARKS.register("gsm8k", "prunelens.datasets.gsm8k:GSM8K", "grade-school math word problems")
 BENCHMARKS.register("math500", "prunelens.datasets.math500:Math500", "500 MATH competition problems")
 BENCHMARKS.register("mmlu_pro", "prunelens.datasets.mmlu_pro:MMLUPro", "multiple-choice questions, 10 options")
+BENCHMARKS.register("arith", "prunelens.datasets.arith:Arith", "seeded procedural multi-step arithmetic word problems")
 
 JOBS = Registry("job")
 JOBS.register("prune", "prunelens.pruning.run:PruneJob", "greedy pruning: rankings + candidate scores (scores.nc)")

@@ -1,4 +1,4 @@
-"""Benchmarks (GSM8K, MATH-500, MMLU-Pro): loading, fixed seeded splits, prompts and grading."""
+"""Benchmarks (GSM8K, MATH-500, MMLU-Pro, generated arith): loading, fixed seeded splits, prompts and grading."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import random
 from pathlib import Path
 
 from prunelens.datasets.base import Benchmark, Example
-from prunelens.datasets.sources import read_rows
 from prunelens.errors import BadRecordError, PrunelensError
 from prunelens.registry import BENCHMARKS
 
@@ -50,7 +49,7 @@ def load_examples(
     if split not in bench.splits:
         raise PrunelensError(f"dataset {dataset}: unknown split {split!r} (known: {', '.join(bench.splits)})")
     rule = bench.splits[split]
-    rows = read_rows(bench, rule.raw, data_dir)
+    rows = bench.rows(rule.raw, data_dir)
     indices = range(len(rows))
     if rule.part is not None:
         indices = partition(len(rows), bench.partitions[rule.raw], bench.seed)[rule.part]

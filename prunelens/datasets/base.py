@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -41,6 +42,13 @@ class Benchmark:
     splits: dict[str, SplitRule] = {}
     partitions: dict[str, dict[str, int | None]] = {}  # raw split -> ordered {part: size, None = rest}
     seed: int = 0
+    answer_marker: str = ""  # the phrase that starts the answer line (answer_text begins with a newline and it)
+
+    def rows(self, raw_split: str, data_dir: Path | None = None) -> list[dict[str, Any]]:
+        """All raw rows of one raw split; by default read from files or the hub (``sources.read_rows``)."""
+        from prunelens.datasets.sources import read_rows  # sources imports this module
+
+        return read_rows(self, raw_split, data_dir)
 
     def parse(self, row: dict[str, Any], raw_split: str, index: int) -> Example:
         """Turn one raw row into an Example; raise BadRecordError on a missing field."""
@@ -53,6 +61,22 @@ class Benchmark:
     def answer_text(self, answer: str) -> str:
         """The answer segment appended after the reasoning when scoring."""
         raise NotImplementedError
+
+    def answer_line_end(self, completion: str) -> int | None:
+        """Where the answer line of a generated completion ends (the index of the newline after the marker and a
+        non-blank answer), or None while the line is not complete. Generation stops there."""
+        start = completion.find(self.answer_marker)
+        if not self.answer_marker or start < 0:
+            return None
+        end = completion.find("\n", start)
+        if end < 0 or not completion[start + len(self.answer_marker) : end].strip():
+            return None
+        return end
+
+    def reasoning_of(self, completion: str) -> str | None:
+        """The reasoning of a completion: its text before the first answer marker, stripped; None without one."""
+        start = completion.find(self.answer_marker) if self.answer_marker else -1
+        return completion[:start].strip() if start >= 0 else None
 
     def extract(self, completion: str) -> str | None:
         """The final answer a completion states, or None."""
