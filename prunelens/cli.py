@@ -13,6 +13,8 @@ from prunelens.progress import log_line
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 surrogate_app = typer.Typer(no_args_is_help=True, help="Train, evaluate and apply attention → pruning-score surrogates.")
 app.add_typer(surrogate_app, name="surrogate")
+distill_app = typer.Typer(no_args_is_help=True, help="Distillation (paper §4): teacher chains, fine-tuning, evaluation.")
+app.add_typer(distill_app, name="distill")
 
 @app.callback()
 def _group():
@@ -152,6 +154,29 @@ def _register_job_commands():
 
 
 _register_job_commands()
+
+
+def _teach(config):
+    from prunelens.distill.teach import CHAINS_NAME, run_teach
+
+    summary = run_reporting(run_teach, config)
+    typer.echo(f"{summary.kept} chains kept, {summary.rejected} questions rejected ({summary.new} new, "
+               f"{summary.seconds:.1f} s); chains in {summary.out_dir / CHAINS_NAME}")  # fmt: skip
+
+
+def _register_distill_commands():
+    from prunelens.distill.teach import TeachConfig
+    from prunelens.settings import cli_command
+
+    commands = (
+        ("teach", TeachConfig, _teach, None,
+         "Teacher chains: sample --samples chains per question, keep one correct one (or --teacher gold)."),
+    )  # fmt: skip
+    for name, config_type, run, extra, help_text in commands:
+        distill_app.command(name, help=help_text)(cli_command(config_type, run, extra, fail))
+
+
+_register_distill_commands()
 
 
 @app.command()

@@ -98,3 +98,17 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
         handle.write(line)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace a file's whole text atomically (a kill leaves the old file or the new one, never half)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    staging.write_text(text, encoding="utf-8")
+    os.replace(staging, path)
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    """Write records as a whole JSONL file, atomically."""
+    write_atomic(path, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))

@@ -1,4 +1,4 @@
-"""Named entries for every pluggable part: scorers, hook backends, rankers, benchmarks.
+"""Named entries for every pluggable part: scorers, hook backends, rankers, benchmarks, generators.
 
 An entry names its implementation as ``"module:attribute"`` and is imported only when used, so the
 CLI can list every choice without loading torch, TransformerLens or a classifier. Registering a name
@@ -97,6 +97,10 @@ JOBS = Registry("job")
 JOBS.register("prune", "prunelens.pruning.run:PruneJob", "greedy pruning: rankings + candidate scores (scores.nc)")
 JOBS.register("features", "prunelens.probes.run:FeaturesJob", "attention features (features.nc) + H2O rankings")
 JOBS.register("rank", "prunelens.rankers.run:RankJob", "rankings of any registered ranker")
+
+GENERATORS = Registry("generator")
+GENERATORS.register("hf", "prunelens.distill.generate:HFGenerator", "Hugging Face generate, batched (default)")
+GENERATORS.register("vllm", "prunelens.distill.vllm_generate:VLLMGenerator", "vLLM (GPU, optional extra)")
 
 ANNOTATORS = Registry("annotator")
 ANNOTATORS.register("offline", "prunelens.annotate.rules:RuleAnnotator",
