@@ -13,7 +13,7 @@ from prunelens.progress import log_line
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 surrogate_app = typer.Typer(no_args_is_help=True, help="Train, evaluate and apply attention → pruning-score surrogates.")
 app.add_typer(surrogate_app, name="surrogate")
-distill_app = typer.Typer(no_args_is_help=True, help="Distillation (paper §4): teacher chains, fine-tuning, evaluation.")
+distill_app = typer.Typer(no_args_is_help=True, help="Distillation (paper §4): teacher chains, fine-tuning, evaluation")
 app.add_typer(distill_app, name="distill")
 
 @app.callback()
@@ -164,19 +164,69 @@ def _teach(config):
                f"{summary.seconds:.1f} s); chains in {summary.out_dir / CHAINS_NAME}")  # fmt: skip
 
 
+def _train(config):
+    from prunelens.distill.sft import train_student
+
+    summary = run_reporting(train_student, config)
+    best = next(entry for entry in summary.dev if entry["step"] == summary.best_step)
+    typer.echo(f"{summary.steps} steps on {summary.rows} rows ({summary.seconds:.0f} s); best dev step "
+               f"{summary.best_step}: accuracy {best['accuracy']:.3f}; model in {config.output_dir() / 'model'}")  # fmt: skip
+
+
+def _evaluate(config):
+    from prunelens.distill.evaluate import run_evaluation
+
+    result = run_reporting(run_evaluation, config)
+    typer.echo(f"accuracy {result.accuracy:.3f} ({result.correct}/{result.n}, 95% CI {result.ci_low:.3f}–"
+               f"{result.ci_high:.3f}); mean reasoning tokens {result.mean_reasoning_tokens:.1f}; mean answer "
+               f"log-likelihood {result.mean_answer_logprob:.3f}; predictions in {config.output_dir()}")  # fmt: skip
+
+
 def _register_distill_commands():
+    from prunelens.distill.evaluate import EvalConfig
+    from prunelens.distill.sft import TrainConfig
     from prunelens.distill.teach import TeachConfig
     from prunelens.settings import cli_command
 
     commands = (
         ("teach", TeachConfig, _teach, None,
          "Teacher chains: sample --samples chains per question, keep one correct one (or --teacher gold)."),
+        ("train", TrainConfig, _train, None,
+         "Fine-tune a student on a chains file with TRL's SFTTrainer (loss on the completion only)."),
+        ("eval", EvalConfig, _evaluate, None,
+         "Greedy-decode a model on a dataset split: accuracy with a Wilson CI, reasoning length, answer log-lik."),
     )  # fmt: skip
     for name, config_type, run, extra, help_text in commands:
         distill_app.command(name, help=help_text)(cli_command(config_type, run, extra, fail))
 
 
 _register_distill_commands()
+
+
+@distill_app.command("run")
+def distill_run(
+    config: Annotated[Path | None, typer.Argument(help="TOML or JSON file on top of the preset")] = None,
+    preset: Annotated[str, typer.Option(help="cpu: this machine's scale | paper: the paper's GPU settings")] = "cpu",
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads for every stage")] = None,
+    dry_run: Annotated[bool, typer.Option(help="print the resolved settings and stop")] = False,
+):
+    """The whole comparison: teach → prune/rank → compress → fine-tune → evaluate; every stage resumes."""
+    import json
+    from dataclasses import asdict
+
+    from prunelens.distill.run import load_distill_config, run_distill
+
+    try:
+        resolved = load_distill_config(config, preset)
+    except PrunelensError as error:
+        fail(str(error))
+    if threads is not None:
+        resolved.threads = threads
+    if dry_run:
+        typer.echo(json.dumps(asdict(resolved), indent=2, default=str))
+        return
+    results = run_reporting(run_distill, resolved)
+    typer.echo(f"{len(results)} students evaluated; table in {resolved.out / 'results.md'}")
 
 
 @app.command()

@@ -22,8 +22,9 @@ class Curve:
 
 def curves_figure(panels: dict[str, list[Curve]], path: Path, *, title: str, xlabel: str, ylabel: str,
                   diagonal: bool = False, invert_x: bool = False, ylim: tuple[float, float] | None = None,
-                  columns: int | None = None) -> Path:  # fmt: skip
-    """One panel per entry of ``panels`` (side by side, ``columns`` to a row, shared y axis), each with its
+                  columns: int | None = None, sharey: bool = True) -> Path:  # fmt: skip
+    """One panel per entry of ``panels`` (side by side, ``columns`` to a row, a shared y axis unless ``sharey`` is
+    False), each with its
     curves, CI bands, a legend and axis labels; ``diagonal`` draws y = x (the uniform-deletion reference).
     Saves a PNG."""
     import matplotlib
@@ -33,7 +34,7 @@ def curves_figure(panels: dict[str, list[Curve]], path: Path, *, title: str, xla
 
     columns = min(columns or len(panels), len(panels))
     rows = -(-len(panels) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 4 * rows), sharey=True, squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 4 * rows), sharey=sharey, squeeze=False)
     for axis in axes.flat[len(panels) :]:
         axis.set_visible(False)
     for axis, (name, curves) in zip(axes.flat, panels.items()):

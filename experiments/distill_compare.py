@@ -1,0 +1,53 @@
+"""Figure 2 at this machine's scale: students fine-tuned on chains pruned by each method, at matched length.
+
+Runs (or resumes) `prunelens distill run` on a preset (default: the CPU preset, the procedural arithmetic task
+with smollm2-135m as pruner and student), then writes results/distill_compare.md (the table, each stage's wall
+time) and results/distill_compare.png. Killed runs resume per stage and per student.
+
+    python experiments/distill_compare.py                      # CPU preset (about 2 hours here)
+    python experiments/distill_compare.py --config my.toml     # a config file on top of the preset
+"""
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from prunelens.distill.report import table
+from prunelens.distill.run import load_distill_config, run_distill
+from prunelens.report import markdown_table, write_report
+
+
+def stage_times(out: Path) -> str:
+    """Each stage's wall time, summed over the runs that resumed it (stages.jsonl)."""
+    totals: dict[str, float] = {}
+    for line in (out / "stages.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        totals[record["stage"]] = totals.get(record["stage"], 0.0) + record["seconds"]
+    rows = [(stage, f"{seconds / 60:.1f}") for stage, seconds in totals.items()]
+    return markdown_table(("stage", "minutes"), rows + [("total", f"{sum(totals.values()) / 60:.1f}")])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--config", type=Path, help="TOML or JSON keys on top of the preset")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    args = parser.parse_args(argv)
+    config = load_distill_config(args.config, args.preset)
+    if args.threads:
+        config.threads = args.threads
+    rows = [r.to_dict() for r in run_distill(config)]
+    out = Path(config.out)
+    shutil.copyfile(out / "results.png", args.results / "distill_compare.png")
+    write_report(args.results / "distill_compare.md", "\n\n".join([
+        f"# Distillation at matched reasoning length ({args.preset} preset)",
+        f"Command: `python experiments/distill_compare.py --preset {args.preset}`"
+        + (f" --config {args.config}" if args.config else "") + f"; run folder `{out}`. Settings: "
+        f"`{json.dumps({k: v for k, v in vars(config).items() if k != 'out'}, default=str)}`.",
+        table(rows), "![students](distill_compare.png)", "## Wall time per stage", stage_times(out)]) + "\n")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

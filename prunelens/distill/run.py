@@ -1,0 +1,309 @@
+"""`prunelens distill run CONFIG`: teacher → pruner / rankers → matched-length compression → SFT → evaluation.
+
+One config file (TOML or JSON) on top of a preset (``PRESETS``) sets everything. Its top-level keys are the
+fields of ``DistillConfig``; its tables ``[teach]``, ``[prune]``, ``[rank]``, ``[train]`` and ``[eval]`` hold
+fields of the config each stage runs (``TeachConfig``, ``PruneConfig``, ``RankConfig``, ``TrainConfig``,
+``EvalConfig``). The pipeline fills in what connects the stages (chains files, folders, dataset, keep).
+
+Stages, each in its own folder under ``out`` and each resuming on its own, so a killed run picks up per stage,
+per record and per student:
+
+- ``teach/``: the teacher's chains (``chains.jsonl``), on ``teach.split`` of the dataset;
+- ``rankings/<method>/``: a ``prune`` folder for ``greedy-joint`` / ``greedy-answer`` (pruned down to the lowest
+  keep), a ``rank`` folder for any other registered ranker;
+- ``compress/<method>/keep<ρ>.jsonl``: each ranking cut to ρ counted in the student's tokens;
+- ``students/<method>-keep<ρ>/`` (and ``students/full/``, trained on the unpruned chains): the fine-tuned model
+  and ``train.json``; with several learning rates, one folder per rate (``…-lr<η>``) and the best by dev accuracy
+  is evaluated;
+- ``eval/<student>/`` (and ``eval/zero-shot/``): predictions and ``evaluation.json``;
+- ``results.jsonl``, ``results.md``, ``results.png`` and ``stages.jsonl`` (each stage's wall time).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from prunelens.errors import PrunelensError
+from prunelens.progress import log_line
+from prunelens.settings import setting
+
+GREEDY_METHODS = {"greedy-joint": "joint", "greedy-answer": "answer"}
+STAGE_TABLES = ("teach", "prune", "rank", "train", "eval")
+
+
+@dataclass
+class DistillConfig:
+    """The whole comparison: which methods, at which keep fractions, with which students."""
+
+    out: Path = setting(Path("runs/distill"), "the run's folder")
+    dataset: str = setting("arith", "benchmark: prompts, grading, the teacher's questions and the test split")
+    methods: list[str] = setting(default_factory=lambda: list(GREEDY_METHODS) + ["h2o", "surprisal", "uniform",
+                                 "truncation"], help="greedy-joint, greedy-answer or any registered ranker")  # fmt: skip
+    keeps: list[float] = setting(default_factory=lambda: [0.5, 0.7], help="keep fractions in student tokens")
+    full: bool = setting(True, "also train a student on the unpruned chains")
+    zero_shot: bool = setting(True, "also evaluate the untrained student")
+    threads: int | None = setting(None, "torch CPU threads for every stage (default: all cores)")
+    teach: dict = setting(default_factory=dict, help="TeachConfig fields")
+    prune: dict = setting(default_factory=dict, help="PruneConfig fields for the greedy methods")
+    rank: dict = setting(default_factory=dict, help="RankConfig fields for the other rankers")
+    train: dict = setting(default_factory=dict, help="TrainConfig fields; learning_rate may be a list (a sweep)")
+    eval: dict = setting(default_factory=dict, help="EvalConfig fields (test split)")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # This machine (2 CPU cores): the procedural task, gold chains as the teacher, smollm2-135m as pruner and
+    # student. Greedy uses window screening (16 tokens, 4 exact candidates per round): exact greedy on 64 chains
+    # would take hours here (agreement with exact in results/bench_pruning.md).
+    "cpu": {
+        "out": "runs/distill-cpu",
+        "dataset": "arith",
+        "teach": {"teacher": "gold", "split": "train", "limit": 64},
+        "prune": {"model": "smollm2-135m", "screen": 4, "window": 16, "rescore_every": 0},
+        "rank": {"model": "smollm2-135m"},
+        "train": {"student": "smollm2-135m", "steps": 24, "batch_size": 8, "learning_rate": 1e-4, "max_length": 192,
+                  "eval_every": 0, "dev_limit": 20, "dev_max_new_tokens": 160, "gradient_checkpointing": False},
+        "eval": {"split": "test", "limit": 200, "batch_size": 25, "max_new_tokens": 160},
+    },
+    # The paper's settings (§4, App. B.2, B.4) for GPU users: Qwen2.5-7B teacher and pruner on GSM8K with
+    # rejection sampling (10 samples, T = 0.7), exact greedy, Llama-2-7B student with effective batch 28 for
+    # 1,200 steps, cosine schedule, a learning-rate sweep, best checkpoint by dev accuracy. TokenSkip needs the
+    # LLMLingua-2 classifier's weights.
+    "paper": {
+        "out": "runs/distill-paper",
+        "dataset": "gsm8k",
+        "methods": ["greedy-joint", "greedy-answer", "tokenskip", "h2o", "surprisal", "uniform"],
+        "keeps": [0.5, 0.6, 0.7, 0.8, 0.9],
+        "teach": {"teacher": "model", "model": "Qwen/Qwen2.5-7B-Instruct", "split": "train", "limit": None,
+                  "samples": 10, "temperature": 0.7, "top_p": 1.0, "device": "cuda", "dtype": "bfloat16",
+                  "generator": "vllm"},
+        "prune": {"model": "Qwen/Qwen2.5-7B-Instruct", "device": "cuda", "dtype": "bfloat16", "token_budget": 16384},
+        "rank": {"model": "Qwen/Qwen2.5-7B-Instruct", "device": "cuda", "dtype": "bfloat16"},
+        "train": {"student": "meta-llama/Llama-2-7b-chat-hf", "steps": 1200, "batch_size": 4, "grad_accum": 7,
+                  "learning_rate": [1e-5, 2e-5, 5e-5], "max_length": 1024, "eval_every": 200, "dev_limit": 500,
+                  "device": "cuda", "gradient_checkpointing": True},
+        "eval": {"split": "test", "limit": None, "batch_size": 64, "max_new_tokens": 512, "device": "cuda",
+                 "dtype": "bfloat16"},
+    },
+}
+
+
+def load_distill_config(path: Path | None = None, preset: str = "cpu") -> DistillConfig:
+    """The preset with the config file's keys on top (tables merge key by key); one-line errors for an unknown
+    preset, an unreadable file or an unknown key."""
+    if preset not in PRESETS:
+        raise PrunelensError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    values = json.loads(json.dumps(PRESETS[preset]))  # a deep copy
+    for key, value in _read_config_file(path).items() if path is not None else ():
+        if key in STAGE_TABLES and isinstance(value, dict):
+            values.setdefault(key, {}).update(value)
+        else:
+            values[key] = value
+    known = {f.name for f in fields(DistillConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise PrunelensError(f"{path}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    config = DistillConfig(**{k: Path(v) if k == "out" else v for k, v in values.items()})
+    for name in STAGE_TABLES:
+        _check_table(name, getattr(config, name), path)
+    return config
+
+
+def _read_config_file(path: Path) -> dict:
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise PrunelensError(f"cannot read config {path}: {error.strerror or error}") from None
+    try:
+        if Path(path).suffix == ".json":
+            return json.loads(text)
+        import tomllib
+
+        return tomllib.loads(text)
+    except ValueError as error:
+        raise PrunelensError(f"config {path} is not valid {'JSON' if Path(path).suffix == '.json' else 'TOML'}: "
+                             f"{error}") from None  # fmt: skip
+
+
+def stage_types() -> dict[str, type]:
+    """The config dataclass each stage table fills."""
+    from prunelens.distill.evaluate import EvalConfig
+    from prunelens.distill.sft import TrainConfig
+    from prunelens.distill.teach import TeachConfig
+    from prunelens.pruning.run import PruneConfig
+    from prunelens.rankers.run import RankConfig
+
+    return {"teach": TeachConfig, "prune": PruneConfig, "rank": RankConfig, "train": TrainConfig, "eval": EvalConfig}
+
+
+def _check_table(name: str, table: dict, path: Path | None) -> None:
+    known = {f.name for f in fields(stage_types()[name])}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise PrunelensError(f"{path or 'preset'}: [{name}] has unknown key(s) {', '.join(unknown)}")
+
+
+@dataclass
+class StudentResult:
+    """One evaluated student: how its chains were made and how it did."""
+
+    student: str
+    method: str
+    keep: float | None
+    evaluation: dict
+    train_chains: int = 0
+    mean_train_tokens: float | None = None
+
+    def to_dict(self) -> dict:
+        return {"student": self.student, "method": self.method, "keep": self.keep, "train_chains": self.train_chains,
+                "mean_train_tokens": self.mean_train_tokens, **self.evaluation}  # fmt: skip
+
+
+@dataclass
+class Pipeline:
+    """Runs the stages of one DistillConfig in order, recording each stage's wall time."""
+
+    config: DistillConfig
+    log: Any = log_line
+    results: list[StudentResult] = field(default_factory=list)
+
+    @property
+    def out(self) -> Path:
+        return Path(self.config.out)
+
+    def stage(self, name: str, done: bool, action):
+        """Run ``action`` (every stage resumes by itself, so a finished one returns its saved result at once) and
+        append {stage, seconds, complete_before} to stages.jsonl."""
+        from prunelens.jsonl import append_jsonl
+
+        self.log(f"[{name}] {'complete: reading its results' if done else 'running'}")
+        started = time.perf_counter()
+        value = action()
+        append_jsonl(self.out / "stages.jsonl", {"stage": name, "seconds": round(time.perf_counter() - started, 1),
+                                                 "complete_before": done})  # fmt: skip
+        return value
+
+    def build(self, name: str, **values):
+        """The stage's config: the table's fields, then the values the pipeline connects."""
+        config_type = stage_types()[name]
+        table = {**getattr(self.config, name), **values}
+        names = {f.name for f in fields(config_type)}
+        if "threads" in names and table.get("threads") is None:
+            table["threads"] = self.config.threads
+        if "dataset" in names:
+            table.setdefault("dataset", self.config.dataset)
+        return config_type(**{k: Path(v) if k in ("chains", "out", "pruning", "features", "rankings") and v else v
+                              for k, v in table.items()})  # fmt: skip
+
+    # stages -----------------------------------------------------------------------------------------------------
+
+    def teach(self) -> Path:
+        from prunelens.distill.teach import run_teach
+
+        config = self.build("teach", out=self.out / "teach")
+        chains = config.output_dir() / "chains.jsonl"
+        self.stage("teach", False, lambda: run_teach(config, log=self.log))
+        if not chains.exists():
+            raise PrunelensError(f"the teacher kept no chains ({config.output_dir()}); nothing to distill")
+        return chains
+
+    def rankings(self, method: str, chains: Path) -> Path:
+        out = self.out / "rankings" / method
+        if method in GREEDY_METHODS:
+            from prunelens.pruning.run import run_pruning
+
+            config = self.build("prune", chains=chains, limit=None, out=out, objective=GREEDY_METHODS[method],
+                                keep=min(self.config.keeps))  # fmt: skip
+            self.stage(f"rank {method}", False, lambda: run_pruning(config, progress=False, log=self.log))
+        else:
+            from prunelens.rankers.run import run_rank
+
+            config = self.build("rank", chains=chains, limit=None, out=out, method=method)
+            self.stage(f"rank {method}", False, lambda: run_rank(config, progress=False, log=self.log))
+        return out
+
+    def compress(self, method: str, rankings: Path) -> Path:
+        from prunelens.compress import CompressConfig, compress_rankings
+
+        out = self.out / "compress" / method
+        config = CompressConfig(rankings=rankings, keep=list(self.config.keeps), student_tokenizer=self.student,
+                                out=out, skip_bad=True)  # fmt: skip
+        self.stage(f"compress {method}", False, lambda: compress_rankings(config, log=self.log))
+        return out
+
+    @property
+    def student(self) -> str:
+        from prunelens.distill.sft import TrainConfig
+
+        return self.config.train.get("student", TrainConfig.student)
+
+    def train_and_evaluate(self, name: str, method: str, keep: float | None, chains: Path) -> StudentResult:
+        """Fine-tune one student per learning rate on ``chains``, evaluate the best by dev accuracy."""
+        from prunelens.distill.sft import train_student
+
+        rates = self.config.train.get("learning_rate")
+        rates = rates if isinstance(rates, list) else [rates] if rates is not None else [None]
+        trained = []
+        for rate in rates:
+            folder = name if len(rates) == 1 else f"{name}-lr{rate:g}"
+            values = {"chains": chains, "out": self.out / "students" / folder}
+            if rate is not None:
+                values["learning_rate"] = rate
+            config = self.build("train", **values)
+            done = (config.out / "train.json").exists()
+            summary = self.stage(f"train {folder}", done, lambda: train_student(config, log=self.log))
+            trained.append((summary, config))
+        summary, config = max(trained, key=lambda pair: _dev_accuracy(pair[0]))
+        evaluation = self.evaluate(name, config.out / "model")
+        rows = [json.loads(line) for line in Path(chains).read_text().splitlines() if line.strip()]
+        lengths = [row["student_tokens"] for row in rows if "student_tokens" in row]
+        return StudentResult(name, method, keep, evaluation, len(rows),
+                             sum(lengths) / len(lengths) if lengths else None)  # fmt: skip
+
+    def evaluate(self, name: str, model) -> dict:
+        from prunelens.distill.evaluate import EVALUATION_NAME, run_evaluation
+
+        config = self.build("eval", model=str(model), out=self.out / "eval" / name)
+        done = (config.output_dir() / EVALUATION_NAME).exists()
+        return self.stage(f"eval {name}", done, lambda: run_evaluation(config, log=self.log)).to_dict()
+
+    def run(self) -> list[StudentResult]:
+        """Every stage in order; returns (and writes) one result per evaluated student."""
+        from prunelens.compress import chains_path
+        from prunelens.jobs.loop import set_threads
+
+        set_threads(self.config.threads)
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.config.zero_shot:
+            self.results.append(StudentResult("zero-shot", "zero-shot", None, self.evaluate("zero-shot", self.student)))
+            self.write_results()
+        chains = self.teach()
+        if self.config.full:
+            self.results.append(self.train_and_evaluate("full", "full", 1.0, chains))
+            self.write_results()
+        compressed = {m: self.compress(m, self.rankings(m, chains)) for m in self.config.methods}
+        for keep in sorted(self.config.keeps):
+            for method, folder in compressed.items():
+                self.results.append(self.train_and_evaluate(f"{method}-keep{keep:g}", method, keep,
+                                                            chains_path(folder, keep)))  # fmt: skip
+                self.write_results()
+        return self.results
+
+    def write_results(self) -> None:
+        from prunelens.distill.report import write_distill_report
+
+        write_distill_report(self.out, [r.to_dict() for r in self.results])
+
+
+def _dev_accuracy(summary) -> tuple[float, float]:
+    """A training's best checkpoint by (dev accuracy, dev answer log-likelihood): how a sweep picks its student."""
+    best = next(entry for entry in summary.dev if entry["step"] == summary.best_step)
+    return best["accuracy"], best["mean_answer_logprob"]
+
+
+def run_distill(config: DistillConfig, log=log_line) -> list[StudentResult]:
+    """Run (or resume) the whole pipeline of ``config``."""
+    return Pipeline(config, log).run()

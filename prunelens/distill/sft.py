@@ -1,0 +1,297 @@
+"""Fine-tune a student on (pruned) chains with TRL's SFTTrainer, keeping the checkpoint with the best dev accuracy.
+
+Rows are prompt/completion pairs in exactly the layout pruning scored (``prunelens.pruning.chain``): the prompt is
+``build_prompt`` (the chat template already applied, so TRL gets plain strings and applies none) and the
+completion is reasoning + ``bench.answer_text(answer)`` + the tokenizer's EOS, so the student learns to stop. The
+loss covers the completion only. Full fine-tuning by default; ``lora`` trains LoRA adapters on the attention and MLP
+projections and saves the merged model, so every output is a plain checkpoint.
+
+Every ``eval_every`` steps and at the last step the model is evaluated (``prunelens.distill.evaluate``) on the first
+``dev_limit`` questions of the dataset's dev split into ``out/dev/step-<N>/``; ``out/model`` holds the best step so
+far, ranked by dev accuracy, then by the mean answer log-likelihood (far less noisy at this scale). An exact tie on
+both keeps the earlier step. ``out/train.json`` is written last: a folder holding it is finished, and a rerun returns
+it without training. Training does not resume: an unfinished folder restarts from step 0 (its dev evaluations and
+model are discarded, since they came from an interrupted run).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from prunelens.datasets import get_benchmark, load_examples
+from prunelens.datasets.base import Benchmark, Example
+from prunelens.datasets.chains import load_chains
+from prunelens.datasets.prompts import build_prompt
+from prunelens.distill.evaluate import evaluate
+from prunelens.errors import BadRecordError, PrunelensError
+from prunelens.jsonl import write_atomic
+from prunelens.progress import log_line
+from prunelens.settings import folder_name, name_parts, setting
+
+JOB = "train"
+SUMMARY_NAME = "train.json"
+MODEL_DIR = "model"
+DEV_DIR = "dev"
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class TrainConfig:
+    """`prunelens distill train`: supervised fine-tuning of a student on a chains file."""
+
+    chains: Path = setting(help="training chains: JSONL of {id, question, reasoning, answer} (e.g. a compress "
+                           "keep0.5.jsonl); other keys are ignored", result=True, prefix=True)  # fmt: skip
+    student: str = setting("smollm2-135m", "the student: model alias, local dir or HF id", result=True, prefix=True)
+    dataset: str = setting("gsm8k", "prompt and answer format, and the dev split", result=True, name="")
+    learning_rate: float = setting(5e-5, "peak learning rate (cosine schedule after warm-up)", result=True, name="lr",
+                                   minimum=0.0)  # fmt: skip
+    steps: int = setting(100, "optimizer steps", result=True, name="steps", minimum=1)
+    batch_size: int = setting(8, "sequences per forward pass", result=True, name="b", minimum=1)
+    grad_accum: int = setting(1, "forward passes per optimizer step (effective batch = batch_size x grad_accum)",
+                              result=True, name="ga", minimum=1)  # fmt: skip
+    max_length: int = setting(256, "token cap of prompt + completion; longer rows are left out", result=True,
+                              minimum=2)  # fmt: skip
+    lora: bool = setting(False, "train LoRA adapters (peft) instead of all weights; saves the merged model",
+                         result=True, name="lora", flag="--lora")  # fmt: skip
+    lora_r: int = setting(16, "with --lora: adapter rank", result=True, only_for=("lora",), minimum=1)
+    lora_alpha: float = setting(32.0, "with --lora: adapter scaling alpha", result=True, only_for=("lora",))
+    warmup_ratio: float = setting(0.05, "share of steps with linear warm-up", result=True, minimum=0.0, maximum=1.0)
+    seed: int = setting(0, "seed of initialisation (LoRA), shuffling and dropout", result=True)
+    eval_every: int = setting(0, "evaluate on dev every N steps (0: only after the last step)", result=True,
+                              minimum=0)  # fmt: skip
+    dev_limit: int = setting(50, "dev questions evaluated (the first of the dataset's dev split)", result=True,
+                             minimum=1)  # fmt: skip
+    dev_max_new_tokens: int = setting(256, "token cap of dev generations", result=True, minimum=1)
+    dev_batch_size: int = setting(16, "dev questions decoded together", minimum=1)
+    bf16: bool = setting(False, "bf16 mixed precision (default: float32)", result=True, flag="--bf16")
+    gradient_checkpointing: bool = setting(True, "recompute activations in the backward pass (less memory, slower)")
+    device: str = setting("cpu", "cpu | cuda | auto")
+    threads: int | None = setting(None, "torch CPU threads (default: all cores; 1 when sharing cores)", minimum=1)
+    data_dir: Path | None = setting(None, "folder with the benchmark JSONL files (for the dev split)")
+    out: Path | None = setting(None, "output folder (default: runs/train-<chains dir>-<chains>-<student>-<settings>)")
+
+    @property
+    def method(self) -> str:
+        """'lora' or 'full': LoRA settings only count (resume checks, folder names) for LoRA runs."""
+        return "lora" if self.lora else "full"
+
+    def output_dir(self) -> Path:
+        if self.out is not None:
+            return Path(self.out)
+        chains = Path(self.chains)  # its folder too: a bare keep0.5 or chains does not say which run
+        source = [part for part in (chains.parent.name, chains.stem) if part]
+        return Path("runs") / "-".join([JOB, *source, folder_name(self.student), *name_parts(self)])
+
+
+@dataclass
+class TrainSummary:
+    """What ``out/train.json`` holds: per-step training loss, the dev curve, the best step and timings."""
+
+    steps: int
+    loss: list[float]
+    dev: list[dict]  # {"step", **Evaluation.to_dict()} per evaluation, in step order
+    best_step: int
+    rows: int  # training rows used
+    left_out: list[str]  # ids of rows longer than max_length
+    trainable_parameters: int
+    seconds: float
+    eval_seconds: float
+    settings: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def training_rows(tokenizer, bench: Benchmark, examples: list[Example], max_length: int,
+                  log=log_line) -> tuple[list[dict], list[str]]:  # fmt: skip
+    """{prompt, completion} rows in the pruning layout, and the ids of rows left out for exceeding ``max_length``
+    tokens (truncation would cut the answer and the EOS). A record without reasoning raises BadRecordError."""
+    if not tokenizer.eos_token:
+        raise PrunelensError("the student's tokenizer has no EOS token, so it cannot learn to stop")
+    rows, left_out = [], []
+    for example in examples:
+        if not example.reasoning or not example.reasoning.strip():
+            raise BadRecordError(example.id, "missing 'reasoning'")
+        prompt = _without_template_bos(tokenizer, build_prompt(tokenizer, bench.user_message(example)))
+        completion = example.reasoning + bench.answer_text(str(example.answer)) + tokenizer.eos_token
+        if len(tokenizer(prompt + completion)["input_ids"]) > max_length:  # as TRL will tokenise it
+            left_out.append(example.id)
+            continue
+        rows.append({"prompt": prompt, "completion": completion})
+    if left_out:
+        log(f"left out {len(left_out)} of {len(examples)} rows longer than {max_length} tokens")
+    if not rows:
+        raise PrunelensError(f"no training row fits in --max-length {max_length}")
+    return rows, left_out
+
+
+def _without_template_bos(tokenizer, prompt: str) -> str:
+    """The prompt as TRL must receive it: TRL tokenises with the tokenizer's special tokens, so when those add a BOS
+    that the chat template has already written, the written one is dropped (one BOS, as in pruning)."""
+    bos = tokenizer.bos_token
+    adds_bos = bos and tokenizer("x")["input_ids"][:1] == [tokenizer.bos_token_id]
+    return prompt[len(bos) :] if adds_bos and tokenizer.chat_template and prompt.startswith(bos) else prompt
+
+
+def build_trainer(config: TrainConfig, loaded, rows: list[dict], callbacks=()):
+    """A ``trl.SFTTrainer`` over ``rows`` with the config's schedule, loss on completions only."""
+    import datasets
+    from transformers import PrinterCallback
+    from trl import SFTConfig, SFTTrainer
+
+    datasets.disable_progress_bars()  # TRL's preparation passes; progress here is one line per step
+
+    on_cpu = next(loaded.model.parameters()).device.type == "cpu"
+    args = SFTConfig(
+        output_dir=str(config.output_dir() / "trainer"),
+        max_steps=config.steps,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=math.ceil(config.warmup_ratio * config.steps),
+        seed=config.seed,
+        data_seed=config.seed,
+        bf16=config.bf16,
+        use_cpu=on_cpu,
+        activation_checkpointing=config.gradient_checkpointing,
+        max_length=config.max_length,
+        completion_only_loss=True,
+        logging_steps=1,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    peft_config = None
+    if config.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0,
+                                 target_modules=list(LORA_TARGETS), task_type="CAUSAL_LM")  # fmt: skip
+    trainer = SFTTrainer(model=loaded.model, args=args, train_dataset=datasets.Dataset.from_list(rows),
+                         processing_class=loaded.tokenizer, peft_config=peft_config, callbacks=list(callbacks))  # fmt: skip
+    trainer.remove_callback(PrinterCallback)  # the log-dict printer; _DevCallback logs one line per step
+    return trainer
+
+
+def _dev_callback(config: TrainConfig, loaded, bench: Benchmark, dev: list[Example], out_dir: Path, log):
+    """A ``transformers.TrainerCallback`` (built here so importing this module does not import transformers) that
+    logs each step's loss and evaluates on dev every ``eval_every`` steps and after the last, saving the best model."""
+    from transformers import TrainerCallback
+
+    class DevCallback(TrainerCallback):
+        def __init__(self):
+            self.loss: list[float] = []
+            self.dev: list[dict] = []
+            self.best: tuple[float, float] | None = None
+            self.best_step = 0
+            self.eval_seconds = 0.0
+            self.started = time.perf_counter()
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                self.loss.append(float(logs["loss"]))
+                log(f"train step {state.global_step}/{state.max_steps}: loss {logs['loss']:.4f}, "
+                    f"{time.perf_counter() - self.started:.1f} s")  # fmt: skip
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            step = state.global_step
+            if step == state.max_steps or (config.eval_every and step % config.eval_every == 0):
+                started = time.perf_counter()
+                self.evaluate(model, step)
+                self.eval_seconds += time.perf_counter() - started
+
+        def evaluate(self, model, step: int) -> None:
+            from prunelens.models import LoadedModel
+
+            folder = out_dir / DEV_DIR / f"step-{step}"
+            folder.mkdir(parents=True, exist_ok=True)
+            model.eval()
+            plain = model.get_base_model() if config.lora else model  # scorers read the plain model's parts
+            result = evaluate(LoadedModel(plain, loaded.tokenizer, loaded.name), bench, dev, folder,
+                              batch_size=config.dev_batch_size,
+                              max_new_tokens=config.dev_max_new_tokens, log=lambda line: None)  # fmt: skip
+            model.train()
+            self.dev.append({"step": step, **result.to_dict()})
+            key = (result.accuracy, result.mean_answer_logprob)
+            best = self.best is None or key > self.best
+            log(f"dev at step {step}: accuracy {result.accuracy:.3f} ({result.correct}/{result.n}), answer "
+                f"log-likelihood {result.mean_answer_logprob:.3f}{' (best so far)' if best else ''}")  # fmt: skip
+            if best:
+                self.best, self.best_step = key, step
+                save_model(model, loaded.tokenizer, out_dir / MODEL_DIR, merge=config.lora)
+
+    return DevCallback()
+
+
+def save_model(model, tokenizer, target: Path, *, merge: bool) -> None:
+    """Save ``model`` (a LoRA model merged into a copy of its base) with its tokenizer to ``target``, replacing it."""
+    staging = target.with_name(target.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    plain = copy.deepcopy(model).merge_and_unload() if merge else model
+    training_cache, plain.config.use_cache = plain.config.use_cache, True  # off while training (checkpointing)
+    plain.save_pretrained(staging)
+    plain.config.use_cache = training_cache
+    tokenizer.save_pretrained(staging)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(staging, target)
+
+
+def read_summary(out_dir: Path) -> TrainSummary | None:
+    """A finished training's summary, or None when ``out_dir/train.json`` is absent."""
+    path = Path(out_dir) / SUMMARY_NAME
+    if not path.exists():
+        return None
+    try:
+        return TrainSummary(**json.loads(path.read_text()))
+    except (ValueError, TypeError):
+        raise PrunelensError(f"{path} is not a training summary; delete it or choose another --out") from None
+
+
+def train_student(config: TrainConfig, log=log_line) -> TrainSummary:
+    """Fine-tune ``config.student`` on ``config.chains`` into ``config.output_dir()``: the best dev checkpoint in
+    ``model/``, dev predictions per evaluated step in ``dev/step-<N>/``, the summary in ``train.json``. A finished
+    folder returns its summary; a folder with other result settings is refused."""
+    from prunelens.jobs.loop import check_settings, record_settings, set_threads
+    from prunelens.models import load_model
+
+    out_dir = config.output_dir()
+    check_settings(out_dir, JOB, config)
+    finished = read_summary(out_dir)
+    if finished is not None:
+        log(f"{out_dir}: training already finished (best step {finished.best_step})")
+        return finished
+    bench = get_benchmark(config.dataset)
+    examples = load_chains(config.chains, dataset=config.dataset)
+    dev = load_examples(config.dataset, "dev", data_dir=config.data_dir)[: config.dev_limit]
+    shared = sorted({e.id for e in examples} & {e.id for e in dev})
+    if shared:
+        raise PrunelensError(f"{len(shared)} training chains are dev questions (e.g. {shared[0]!r}); dev accuracy "
+                             "would pick checkpoints on training data")  # fmt: skip
+    set_threads(config.threads)
+    loaded = load_model(config.student, device=config.device, dtype="float32")
+    rows, left_out = training_rows(loaded.tokenizer, bench, examples, config.max_length, log)
+    record_settings(out_dir, JOB, config)
+    for stale in (DEV_DIR, MODEL_DIR):  # from an interrupted run: training restarts from step 0
+        shutil.rmtree(out_dir / stale, ignore_errors=True)
+    callback = _dev_callback(config, loaded, bench, dev, out_dir, log)
+    trainer = build_trainer(config, loaded, rows, [callback])
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    log(f"training {config.student} on {len(rows)} rows for {config.steps} steps ({trainable:,} trainable parameters)")
+    started = time.perf_counter()
+    trainer.train()
+    shutil.rmtree(out_dir / "trainer", ignore_errors=True)
+    summary = TrainSummary(config.steps, callback.loss, callback.dev, callback.best_step, len(rows), left_out,
+                           trainable, round(time.perf_counter() - started, 3), round(callback.eval_seconds, 3),
+                           json.loads(json.dumps(asdict(config), default=str)))  # fmt: skip
+    write_atomic(out_dir / SUMMARY_NAME, json.dumps(summary.to_dict(), indent=2))
+    return summary

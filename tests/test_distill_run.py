@@ -1,0 +1,105 @@
+"""`prunelens distill run`: the whole pipeline on tiny models, config loading, and per-stage resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import interrupt_on_call
+from typer.testing import CliRunner
+
+from prunelens.cli import app
+from prunelens.distill import sft
+from prunelens.distill.run import PRESETS, load_distill_config, run_distill
+from prunelens.errors import PrunelensError
+
+
+def tiny_config_file(tmp_path, model_dir) -> str:
+    """A run on 4 gold arith chains with a tiny random model as pruner and student."""
+    model = str(model_dir)
+    config = {
+        "out": str(tmp_path / "run"),
+        "methods": ["greedy-joint", "uniform", "truncation"],
+        "keeps": [0.5],
+        "threads": 1,
+        "teach": {"limit": 4},
+        "prune": {"model": model, "screen": None, "window": 0},
+        "rank": {"model": model},
+        "train": {"student": model, "steps": 2, "batch_size": 2, "dev_limit": 2, "dev_max_new_tokens": 4,
+                  "max_length": 256},
+        "eval": {"limit": 3, "max_new_tokens": 4, "batch_size": 3},
+    }  # fmt: skip
+    path = tmp_path / "distill.json"
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+def test_pipeline_runs_every_stage_and_resumes_after_a_kill(tmp_path, tiny_model_dir, monkeypatch):
+    config = load_distill_config(tiny_config_file(tmp_path, tiny_model_dir))
+    out = config.out
+    interrupt_on_call(monkeypatch, sft, "build_trainer", call=3)  # killed while training the third student
+    with pytest.raises(KeyboardInterrupt):
+        run_distill(config, log=lambda line: None)
+    assert (out / "students" / "full" / "train.json").exists()
+    assert (out / "students" / "greedy-joint-keep0.5" / "train.json").exists()
+    monkeypatch.undo()
+    trainers = []
+    real_build = sft.build_trainer
+    monkeypatch.setattr(sft, "build_trainer", lambda *a, **k: trainers.append(1) or real_build(*a, **k))
+    results = run_distill(config, log=lambda line: None)
+    assert len(trainers) == 2  # only uniform and truncation were left to train
+
+    assert [r.student for r in results] == ["zero-shot", "full", "greedy-joint-keep0.5", "uniform-keep0.5",
+                                            "truncation-keep0.5"]  # fmt: skip
+    chains = [json.loads(line) for line in (out / "teach" / "chains.jsonl").read_text().splitlines()]
+    assert [c["id"] for c in chains] == [f"arith-train-{i}" for i in range(4)] and chains[0]["teacher"] == "gold"
+    for method in ("greedy-joint", "uniform", "truncation"):
+        cut = [json.loads(line) for line in (out / "compress" / method / "keep0.5.jsonl").read_text().splitlines()]
+        assert len(cut) == 4 and all(c["student_tokens"] == c["target"] for c in cut)
+    truncated = json.loads((out / "compress" / "truncation" / "keep0.5.jsonl").read_text().splitlines()[0])
+    assert chains[0]["reasoning"].startswith(truncated["reasoning"].rstrip())  # truncation keeps the start
+    saved = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["student"] for r in saved] == [r.student for r in results]
+    assert all(r["n"] == 3 and 0 <= r["accuracy"] <= 1 for r in saved)
+    assert saved[2]["train_chains"] == 4 and saved[2]["mean_train_tokens"] > 0
+    assert "| greedy-joint-keep0.5 | greedy-joint | 0.5 | 4 |" in (out / "results.md").read_text()
+    assert (out / "results.png").stat().st_size > 1000
+    stages = [json.loads(line) for line in (out / "stages.jsonl").read_text().splitlines()]
+    assert {"stage": "train full", "complete_before": True} in [{k: s[k] for k in ("stage", "complete_before")}
+                                                              for s in stages]  # fmt: skip
+
+
+def test_config_errors_are_one_line(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('methods = ["uniform"]\nlearning_rate = 1\n')
+    with pytest.raises(PrunelensError, match="unknown key.*learning_rate"):
+        load_distill_config(bad)
+    bad.write_text("[train]\nlr = 1\n")
+    with pytest.raises(PrunelensError, match=r"\[train\] has unknown key.*lr"):
+        load_distill_config(bad)
+    bad.write_text("methods = [")
+    with pytest.raises(PrunelensError, match="not valid TOML"):
+        load_distill_config(bad)
+    with pytest.raises(PrunelensError, match="unknown preset"):
+        load_distill_config(None, "gpu")
+    with pytest.raises(PrunelensError, match="cannot read config"):
+        load_distill_config(tmp_path / "missing.toml")
+
+
+def test_config_file_merges_tables_over_the_preset(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('keeps = [0.9]\n[train]\nsteps = 3\n')
+    config = load_distill_config(path)
+    assert config.keeps == [0.9] and config.train["steps"] == 3
+    assert config.train["student"] == PRESETS["cpu"]["train"]["student"]  # the rest of the table stays
+    paper = load_distill_config(None, "paper")
+    assert paper.train["batch_size"] * paper.train["grad_accum"] == 28 and paper.train["steps"] == 1200
+
+
+def test_cli_dry_run_prints_the_resolved_settings(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('dataset = "gsm8k"\n')
+    result = CliRunner().invoke(app, ["distill", "run", str(path), "--dry-run"])
+    assert result.exit_code == 0 and json.loads(result.output)["dataset"] == "gsm8k"
+    result = CliRunner().invoke(app, ["distill", "run", str(tmp_path / "nope.toml")])
+    assert result.exit_code == 2 and "cannot read config" in result.output
