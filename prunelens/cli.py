@@ -277,6 +277,7 @@ def surrogate_train(
     seed: int = 0,
 ):
     """Fit a surrogate on a feature store joined with a pruning run."""
+    from prunelens.probes.store import store_meta
     from prunelens.probes.surrogate import (
         SurrogateConfig,
         load_examples_for_surrogate,
@@ -286,7 +287,7 @@ def surrogate_train(
     try:
         config = SurrogateConfig(kind=kind, loss=loss, target=target, epochs=epochs, seed=seed)
         data = load_examples_for_surrogate(features, targets, target, warn=log_line)
-        surrogate = train_surrogate(data, config, meta=_store_meta(features))
+        surrogate = train_surrogate(data, config, meta=store_meta(features))
     except PrunelensError as error:
         fail(str(error))
     surrogate.save(out)
@@ -335,10 +336,3 @@ def surrogate_predict(
     for example in data:
         append_jsonl(out, {"id": example.id, "predictions": [float(v) for v in model.predict(example.x)]})
     typer.echo(f"{len(data)} examples predicted into {out}")
-
-
-def _store_meta(features: Path) -> dict:
-    from prunelens.probes.store import open_features
-
-    with open_features(features) as store:
-        return {k: store.attrs.get(k) for k in ("model", "backend", "feature_definition")}

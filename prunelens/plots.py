@@ -1,5 +1,5 @@
 """Figures for results files: every line figure in the project comes from ``curves_figure``, every bar
-chart from ``bars_figure``."""
+chart from ``bars_figure``, every labelled scatter from ``scatter_figure``."""
 
 from __future__ import annotations
 
@@ -84,6 +84,52 @@ def bars_figure(series: dict[str, dict[str, float]], path: Path, *, title: str, 
     axis.set_title(title, fontsize=11)
     axis.grid(axis="y", alpha=0.3)
     axis.legend(fontsize=7)
+    figure.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return Path(path)
+
+
+@dataclass
+class Scatter:
+    """One panel of labelled points {label: (x, y)}, its y-axis label and an optional reference level."""
+
+    points: dict[str, tuple[float, float]]
+    ylabel: str
+    reference: float | None = None
+    reference_label: str = ""
+
+
+def scatter_figure(panels: dict[str, Scatter], path: Path, *, title: str, xlabel: str, logx: bool = False,
+                   columns: int | None = None) -> Path:  # fmt: skip
+    """One panel per entry of ``panels`` (``columns`` to a row), each point labelled with its name and the
+    panel's reference level drawn as a dashed line. Saves a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = min(columns or len(panels), len(panels))
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 4 * rows), squeeze=False)
+    for axis in axes.flat[len(panels) :]:
+        axis.set_visible(False)
+    for axis, (name, panel) in zip(axes.flat, panels.items()):
+        for label, (x, y) in panel.points.items():
+            axis.scatter([x], [y], s=18)
+            axis.annotate(label, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        if panel.reference is not None:
+            axis.axhline(panel.reference, linestyle="--", color="grey", label=panel.reference_label or None)
+            if panel.reference_label:
+                axis.legend(fontsize=7)
+        if logx:
+            axis.set_xscale("log")
+        axis.set_title(name, fontsize=10)
+        axis.set_xlabel(xlabel)
+        axis.set_ylabel(panel.ylabel)
+        axis.grid(alpha=0.3)
+    figure.suptitle(title, fontsize=11)
     figure.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)

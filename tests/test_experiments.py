@@ -68,3 +68,37 @@ def test_surrogate_experiment_runs_small(tmp_path, tiny_model_dir):
     assert (tmp_path / "out" / "surrogate_scatter.png").stat().st_size > 1000
     records = [json.loads(line) for line in (tmp_path / "runs" / "targets-train-float32" / "rankings.jsonl").read_text().splitlines()]
     assert all(r["steps"] == 1 for r in records)
+
+
+def test_gpu_check_smoke_run(tmp_path):
+    module = load_experiment("gpu_check")
+    # the shapes are the real architectures: SmolLM2-135M's and Llama-3.2-1B's parameter counts
+    assert sum(p.numel() for p in module.random_model("smollm2", "meta").parameters()) == 134_515_008
+    assert sum(p.numel() for p in module.random_model("llama1b", "meta").parameters()) == 1_235_814_400
+    module.main(["--smoke", "--shapes", "smollm2", "--out-dir", str(tmp_path)])
+    out = tmp_path / "gpu_check_cpu.md"
+    tables, header = [], None
+    for line in out.read_text().splitlines():
+        if line.startswith("|---"):
+            continue
+        cells = line.strip("| ").split(" | ") if line.startswith("| ") else None
+        if cells is None:
+            header = None
+        elif header is None:
+            header = cells
+            tables.append([])
+        else:
+            tables[-1].append(dict(zip(header, cells)))
+    scorers, backends = tables[0], tables[-1]
+    rows = {(r["dtype"], r["scorer"], r["budget"]): r for r in scorers}
+    assert set(rows) == {(dtype, scorer, budget) for dtype in ("float32", "bfloat16")
+                         for scorer, budget in (("naive", "256"), ("fast", "32"), ("fast", "256"))}  # fmt: skip
+    for (dtype, scorer, budget), row in rows.items():
+        assert row["kernels/step"] == row["copies/step"] == row["peak MB"] == "–"  # no CUDA profile on CPU
+        if dtype == "float32":  # the exact scorers agree with naive float32 on every step
+            assert row["identical first-k"] == "3/3" and row["Hit@S"] == "1.00"
+        # a budget that holds every packed suffix row: one forward per step; a small one splits them
+        assert row["forwards/step"] == ("1.0" if scorer == "naive" else {"32": "2.0", "256": "1.0"}[budget])
+    assert float(rows["float32", "fast", "256"]["tokens/step"]) < float(rows["float32", "naive", "256"]["tokens/step"])
+    assert [r["backend"] for r in backends] == ["hf", "hf_blockwise"]
+

@@ -27,13 +27,19 @@ class ChainFeatures:
     tokens: list[str]
 
 
+def received_sums(backend: AttentionBackend, prompt_ids, reasoning_ids, answer_ids) -> tuple[np.ndarray, np.ndarray]:
+    """One hook pass over prompt + reasoning + answer: for each reasoning token, the attention it receives
+    from later positions summed per (layer, head) (n × layers × heads), and how many later positions there are."""
+    ids = list(prompt_ids) + list(reasoning_ids) + list(answer_ids)
+    received = backend.received_attention(ids)  # layers × heads × T
+    start, n = len(prompt_ids), len(reasoning_ids)
+    sums = np.moveaxis(received[:, :, start : start + n], 2, 0)
+    return sums, len(ids) - 1 - np.arange(start, start + n)
+
+
 def chain_features(backend: AttentionBackend, chain: TokenizedChain) -> ChainFeatures:
     """Run one hook pass over prompt + reasoning + answer and reduce it to reasoning-token features."""
-    ids = chain.prompt_ids + chain.reasoning_ids + chain.answer_ids
-    received = backend.received_attention(ids)  # layers × heads × T
-    start, n = len(chain.prompt_ids), len(chain.reasoning_ids)
-    sums = np.moveaxis(received[:, :, start : start + n], 2, 0)  # n × layers × heads
-    later = len(ids) - 1 - np.arange(start, start + n)  # how many positions come after each token
+    sums, later = received_sums(backend, chain.prompt_ids, chain.reasoning_ids, chain.answer_ids)
     return ChainFeatures(
         chain.id,
         sums / later[:, None, None],

@@ -99,6 +99,12 @@ def open_features(path: Path):
                                     lambda ids: consolidate(path, ids), "features")  # fmt: skip
 
 
+def store_meta(path: Path) -> dict:
+    """What a surrogate trained on the store at ``path`` records of its features: model, backend, definition."""
+    with open_features(path) as store:
+        return {k: store.attrs.get(k) for k in ("model", "backend", "feature_definition")}
+
+
 class FeatureIndex:
     """A feature store loaded for lookups by example id (for rankers that read stored features)."""
 

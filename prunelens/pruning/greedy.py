@@ -2,7 +2,8 @@
 
 Exact by default. ``Approximation`` opts into two cheaper modes that the output record marks:
 block deletion (several tokens per scoring round) and candidate screening (score exactly only the
-most promising candidates, picked by their last known costs or by a cheap local estimate).
+most promising candidates, picked by their last known costs, by a cheap local estimate or by a trained
+attention → score surrogate).
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ from prunelens.pruning.keep import n_keep
 from prunelens.pruning.objectives import Objective
 from prunelens.pruning.scorer import Scorer
 
+SCREEN_BY = ("cost", "surrogate")
+Predictor = Callable[[list[int], list[int], list[int]], np.ndarray]  # (prompt, chain, answer) → score per chain token
+
 
 @dataclass(frozen=True)
 class Approximation:
     """``block``: deletions per round; an integer k ≥ 1, or a fraction < 1 of the remaining tokens.
 
-    ``screen``: score exactly only m candidates per round, chosen one of two ways.
+    ``screen``: score exactly only m candidates per round, chosen one of three ways.
 
     - ``window`` = 0, lazy screening: a candidate's last known *cost* is how much its deletion lowered
       the objective when it was last scored. A round scores the m candidates of lowest last known
@@ -36,6 +40,15 @@ class Approximation:
       taken as unchanged), at w − 1 recomputed tokens per candidate with the fast scorer, and after
       the first round re-estimated only within w of the last deletion; the m of lowest estimate are
       scored exactly, as are the candidates whose window reaches the chain's end.
+    - ``screen_by`` = "surrogate", surrogate screening (``greedy_prune``'s ``predictor``): each round
+      predicts every candidate's post-deletion score from the current chain's attention features and
+      scores exactly the m predicted highest, the ``neighbors`` nearest survivors of the last deletions
+      and, with ``window`` = w > 0, also the candidates window screening would pick. It then widens,
+      m more at a time in predicted order, while some unscored candidate could beat the best fresh
+      score: its last known cost (if it was ever scored) is below the best fresh cost, as in lazy
+      screening, or its calibrated cost is (a least-squares line of exact cost on prediction over every
+      candidate of this chain scored so far; off while it has under 3 points or a slope that is not
+      negative, i.e. while predictions say nothing about costs).
 
     Every ``rescore_every``-th round scores all candidates (0: none; lazy screening always scores all
     in the first round, where it has no costs yet)."""
@@ -45,10 +58,19 @@ class Approximation:
     rescore_every: int = 5
     neighbors: int = 1
     window: int = 0
+    screen_by: str = "cost"
+
+    def __post_init__(self):
+        if self.screen_by not in SCREEN_BY:
+            raise PrunelensError(f"unknown screening {self.screen_by!r} (known: {', '.join(SCREEN_BY)})")
 
     @property
     def exact(self) -> bool:
         return self.block == 1 and self.screen is None
+
+    @property
+    def by_surrogate(self) -> bool:
+        return self.screen is not None and self.screen_by == "surrogate"
 
     def deletions(self, remaining: int) -> int:
         if self.block >= 1:
@@ -57,7 +79,9 @@ class Approximation:
 
     def full_round(self, round_index: int, remaining: int) -> bool:
         """Whether this round scores every candidate."""
-        if self.screen is None or self.screen >= remaining or (round_index == 0 and not self.window):
+        if self.screen is None or self.screen >= remaining:
+            return True
+        if round_index == 0 and not self.window and self.screen_by == "cost":
             return True
         return self.rescore_every > 0 and round_index % self.rescore_every == 0
 
@@ -101,23 +125,27 @@ def greedy_prune(
     max_steps: int | None = None,
     on_step: Callable[[int], None] | None = None,
     approximation: Approximation = EXACT,
+    predictor: Predictor | None = None,
 ) -> GreedyResult:
     """Greedy-prune ``reasoning_ids`` down to keep fraction ``keep`` (or ``max_steps`` deletions).
 
     Each round scores the remaining tokens' deletions and removes the argmax; ties go to the lowest
     position. Deleting either of two equal adjacent tokens gives the same sequence, so such
     candidates are scored once and share the score (the tie then picks the lower position).
-    ``on_step`` is called with the number of deletions made in each round.
+    ``on_step`` is called with the number of deletions made in each round. Surrogate screening needs
+    ``predictor`` (e.g. ``prunelens.pruning.surrogate_screen.SurrogatePredictor``); nothing else takes one.
     """
     objective = Objective.parse(objective)
     if approximation.window and objective is not Objective.JOINT:
         raise PrunelensError("window screening estimates costs from chain log-probs: it needs --objective joint")
+    if approximation.by_surrogate != (predictor is not None):
+        raise PrunelensError("surrogate screening needs --screen M and --surrogate FILE together")
     started = time.perf_counter()
     n = len(reasoning_ids)
     steps = planned_steps(n, keep, max_steps)
     base = float(scorer.score(prompt_ids, [reasoning_ids], answer_ids, objective)[0])
     chain = _Chain(scorer, prompt_ids, list(reasoning_ids), answer_ids, objective, base)
-    screen = _Screen(approximation, n)
+    screen = _Screen(approximation, n, predictor)
     order, best_scores, rows = [], [], []
     while len(order) < steps:
         score_of = screen.round_scores(chain, len(rows))
@@ -165,18 +193,21 @@ class _Chain:
 
 class _Screen:
     """Which candidates a round scores (see ``Approximation``), with what screening remembers, by
-    original position: each candidate's last known cost and window estimate."""
+    original position: each candidate's last known cost and window estimate; and for surrogate
+    screening the (prediction, exact cost) pairs its calibration line is fitted to."""
 
-    def __init__(self, approximation: Approximation, n: int):
-        self.approximation = approximation
+    def __init__(self, approximation: Approximation, n: int, predictor: Predictor | None = None):
+        self.approximation, self.predictor = approximation, predictor
         self.cost = np.full(n, np.nan)
         self.estimate = np.full(n, np.nan)
         self.last_deleted: list[int] = []
+        self.pairs: list[tuple[float, float]] = []
 
     @property
     def needs_level(self) -> bool:
-        """Whether rounds need the current chain's objective: lazy screening measures costs from it."""
-        return self.approximation.screen is not None and not self.approximation.window
+        """Whether rounds need the current chain's objective: lazy and surrogate screening measure costs from it."""
+        approximation = self.approximation
+        return approximation.screen is not None and (not approximation.window or approximation.by_surrogate)
 
     def record(self, chain: _Chain, score_of: dict[int, float], deleted: list[int]) -> None:
         for k, value in score_of.items():
@@ -187,8 +218,10 @@ class _Screen:
         everything = list(range(len(chain.current)))
         if self.approximation.full_round(round_index, len(chain.current)):
             return chain.deletion_scores(everything)
+        if self.approximation.by_surrogate:
+            return self._surrogate_round(chain)
         if self.approximation.window:
-            return self._window_round(chain)
+            return chain.deletion_scores(sorted(self._window_picks(chain)))
         return self._lazy_round(chain)
 
     def _lazy_round(self, chain: _Chain) -> dict[int, float]:
@@ -204,9 +237,30 @@ class _Screen:
             wanted = set(waiting[:m]) if waiting and cost[alive[waiting[0]]] < best_cost else set()
         return score_of
 
-    def _window_round(self, chain: _Chain) -> dict[int, float]:
-        """Window estimates are refreshed only where the last deletion can have changed them: for the
-        candidates whose window reaches it and the w after it (and any never estimated)."""
+    def _surrogate_round(self, chain: _Chain) -> dict[int, float]:
+        m, cost, alive = self.approximation.screen, self.cost, chain.alive
+        predicted = np.asarray(self.predictor(chain.prompt_ids, chain.current, chain.answer_ids), dtype=float)
+        queue = sorted(range(len(alive)), key=lambda k: (-predicted[k], k))  # predicted cheapest first
+        width = self.approximation.neighbors
+        wanted = set(queue[:m]) | _neighbors(alive, self.last_deleted, width, width)
+        if self.approximation.window:
+            wanted.update(self._window_picks(chain))
+        score_of: dict[int, float] = {}
+        while wanted:
+            fresh = chain.deletion_scores(sorted(wanted))
+            score_of.update(fresh)
+            self.pairs += [(predicted[k], chain.level - value) for k, value in fresh.items()]
+            best_cost = chain.level - max(score_of.values())
+            expected = calibrated_costs(self.pairs, predicted)
+            could_beat = [k for k in queue if k not in score_of
+                          and (cost[alive[k]] < best_cost or expected[k] < best_cost)]  # fmt: skip
+            wanted = set(could_beat[:m])
+        return score_of
+
+    def _window_picks(self, chain: _Chain) -> list[int]:
+        """The m candidates of lowest window estimate, and those whose window reaches the chain's end.
+        Estimates are refreshed only where the last deletion can have changed them: for the candidates
+        whose window reaches it and the w after it (and any never estimated)."""
         w, alive = self.approximation.window, chain.alive
         inner = [k for k in range(len(alive)) if k + 1 + w < len(alive)]
         stale = {k for k in inner if np.isnan(self.estimate[alive[k]])}
@@ -215,7 +269,19 @@ class _Screen:
         for k, value in fresh.items():
             self.estimate[alive[k]] = value
         ranked = sorted(inner, key=lambda k: (self.estimate[alive[k]], k))[: self.approximation.screen]
-        return chain.deletion_scores(sorted(ranked + list(range(len(inner), len(alive)))))
+        return ranked + list(range(len(inner), len(alive)))
+
+
+def calibrated_costs(pairs: list[tuple[float, float]], predicted: np.ndarray) -> np.ndarray:
+    """Expected exact cost of each prediction: the least-squares line of cost on prediction through
+    ``pairs``; +inf everywhere (no evidence) with under 3 pairs, constant predictions or a slope ≥ 0."""
+    if len(pairs) < 3:
+        return np.full(len(predicted), np.inf)
+    x, y = np.array(pairs).T
+    if np.ptp(x) == 0:
+        return np.full(len(predicted), np.inf)
+    slope, intercept = np.polyfit(x, y, 1)
+    return intercept + slope * predicted if slope < 0 else np.full(len(predicted), np.inf)
 
 
 def _neighbors(alive: list[int], deleted: list[int], before: int, after: int) -> set[int]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
+from prunelens.errors import PrunelensError
 from prunelens.jobs.loop import Job, JobConfig, Processed, RunSummary, run_job
 from prunelens.progress import log_line
 from prunelens.pruning.greedy import Approximation, greedy_prune, planned_steps
@@ -37,9 +39,18 @@ class PruneConfig(JobConfig):
                              name="n", minimum=0)  # fmt: skip
     window: int = setting(0, "with --screen: pick the m by a local w-token cost estimate", result=True, name="w",
                           minimum=0)  # fmt: skip
+    surrogate: Path | None = setting(None, "with --screen: pick the m by this trained surrogate's predictions "
+                                     "(`prunelens surrogate train`)", result=True)  # fmt: skip
 
     def approximation(self) -> Approximation:
-        return Approximation(self.block, self.screen, self.rescore_every, self.neighbors, self.window)
+        screen_by = "cost" if self.surrogate is None else "surrogate"
+        return Approximation(self.block, self.screen, self.rescore_every, self.neighbors, self.window, screen_by)
+
+    def recorded_settings(self) -> dict:
+        """The settings a ranking records: objective, keep, steps and any approximation (with its surrogate)."""
+        extra = {"surrogate": str(self.surrogate)} if self.surrogate is not None else {}
+        return {"objective": Objective.parse(self.objective).value, "keep": self.keep, "steps": self.steps,
+                **self.approximation().describe(), **extra}  # fmt: skip
 
 
 class PruneJob(Job):
@@ -50,11 +61,17 @@ class PruneJob(Job):
     def validate(self):
         self.objective = Objective.parse(self.config.objective)
         SCORERS.get(self.config.scorer)
+        if self.config.surrogate is not None and self.config.screen is None:
+            raise PrunelensError("--surrogate picks the candidates of --screen M: give both")
 
     def start(self, loaded):
         from prunelens.pruning.scorers import make_scorer
+        from prunelens.pruning.surrogate_screen import load_predictor
 
         self.loaded = loaded
+        self.predictor = None
+        if self.config.surrogate is not None:
+            self.predictor = load_predictor(self.config.surrogate, loaded, self.config.model)
         self.scorer = make_scorer(self.config.scorer, loaded.model, self.config.token_budget)
 
     def process(self, example, chain):
@@ -67,7 +84,7 @@ class PruneJob(Job):
         with tqdm(total=total, desc=example.id, unit="step", leave=False, disable=not (self.progress and interactive())) as bar:
             result = greedy_prune(self.scorer, chain.prompt_ids, chain.reasoning_ids, chain.answer_ids, self.objective,
                                   config.keep, config.steps, on_step=bar.update,
-                                  approximation=config.approximation())  # fmt: skip
+                                  approximation=config.approximation(), predictor=self.predictor)  # fmt: skip
         ranking = GreedyRanking(
             id=example.id, model=config.model, reasoning=chain.reasoning, reasoning_ids=chain.reasoning_ids,
             reasoning_tokens=chain.pieces, offsets=[list(span) for span in chain.offsets],
@@ -76,8 +93,7 @@ class PruneJob(Job):
             base_score=result.base_score, prompt_ids=chain.prompt_ids, answer_ids=chain.answer_ids,
             answer_text=chain.answer_text, keep=config.keep, steps=len(result.deletion_order),
             exact=config.approximation().exact, approximation=config.approximation().describe(), scorer=config.scorer,
-            settings={"objective": self.objective.value, "keep": config.keep, "steps": config.steps,
-                      **config.approximation().describe()},
+            settings=config.recorded_settings(),
         )  # fmt: skip
         attrs = {"objective": self.objective.value}
         return Processed(ranking, lambda out: write_part(out, example.id, result.candidate_scores, chain.pieces, attrs))
