@@ -102,3 +102,60 @@ def test_gpu_check_smoke_run(tmp_path):
     assert float(rows["float32", "fast", "256"]["tokens/step"]) < float(rows["float32", "naive", "256"]["tokens/step"])
     assert [r["backend"] for r in backends] == ["hf", "hf_blockwise"]
 
+
+def test_long_chain_benchmark_runs_small(tmp_path, tiny_model_dir):
+    import pytest
+
+    from prunelens.probes.features import FEATURE_DEFINITION
+    from prunelens.probes.surrogate import Surrogate, SurrogateConfig
+    from prunelens.pruning.benchmark import candidate_tokens
+    from prunelens.pruning.greedy import EXACT, Approximation, greedy_prune
+    from prunelens.pruning.scaling import Job, partial_step, round_schedule, run_jobs
+    from prunelens.pruning.scorers import make_scorer
+
+    loaded = load_model(str(tiny_model_dir))
+    rng = np.random.default_rng(0)
+    prompt, reasoning, answer = rng.integers(0, 500, 9).tolist(), rng.permutation(500)[:20].tolist(), [5, 6, 7]
+    # the schedule is the one greedy runs: deletions per round, and which rounds score every candidate
+    for approximation in (EXACT, Approximation(block=0.1), Approximation(screen=4, rescore_every=3, neighbors=1),
+                          Approximation(screen=3, rescore_every=0, window=4)):  # fmt: skip
+        deleted = []
+        out = greedy_prune(make_scorer("fast", loaded.model, 1024), prompt, reasoning, answer, "joint", 0.5,
+                           on_step=deleted.append, approximation=approximation)  # fmt: skip
+        schedule = round_schedule(approximation, len(reasoning), 0.5)
+        assert deleted == [r.deletions for r in schedule]
+        assert [np.isfinite(row).sum() == r.remaining for row, r in zip(out.candidate_scores, schedule)] == [
+            r.full for r in schedule
+        ]
+    # a partial step scales to the full one: exactly for naive, within a few percent for fast
+    naive = [partial_step(make_scorer("naive", loaded.model, 1024), prompt, reasoning, answer, "joint", k).tokens
+             for k in (20, 5)]  # fmt: skip
+    assert naive == [candidate_tokens(9, 20, 3, 1)] * 2
+    full, sampled = (partial_step(make_scorer("fast", loaded.model, 1024), prompt, reasoning, answer, "joint", k)
+                     for k in (20, 5))  # fmt: skip
+    assert full.sampled == 20 and sampled.sampled == 5 and abs(sampled.tokens / full.tokens - 1) < 0.05
+    grown = partial_step(make_scorer("fast", loaded.model, 1024), prompt, reasoning, answer, "joint", 2, min_tokens=90)
+    assert 2 < grown.sampled < 20 and grown.tokens * grown.sampled / 20 >= 90  # redrawn larger to reach min_tokens
+
+    out, features = tmp_path / "out", 2 * 4  # the tiny model's layers × heads
+    surrogate = Surrogate(SurrogateConfig(kind="ridge"), np.zeros(features), np.ones(features),
+                          {"weights": rng.normal(size=features)}, {"feature_definition": FEATURE_DEFINITION})  # fmt: skip
+    surrogate.save(tmp_path / "surrogate.pt")
+    module = load_experiment("bench_long_chains")
+    module.main(["--model", str(tiny_model_dir), "--lengths", "8", "16", "--modes", "fast", "fast+block10%",
+                 "fast+window8/m4", "fast+surr2", "--surrogate", str(tmp_path / "surrogate.pt"), "--candidates", "4",
+                 "--screened", "2", "--memory-budgets", "64", "--in-process", "--out-dir", str(out)])  # fmt: skip
+    report = (out / "bench_long_chains.md").read_text()
+    table = report.split("| mode |")[1].split("\n\n")[0].splitlines()[2:]
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in table}
+    assert rows["fast"][1] == "4 / 8" and rows["fast+block10%"][1] == "4 / 7"  # rounds to keep 0.5
+    assert all(np.isfinite(float(rows[name][4])) for name in ("fast", "fast+block10%", "fast+window8/m4", "fast+surr2"))
+    assert "| fast exact step | 4 | 1024 | partial step: 4 of 4 candidates" in report
+    assert "| fast+window8/m4 | 16 | 64 | round 0 (screened) |" in report
+    assert "| budget 1024 | budget 64 |" in report and (out / "bench_long_chains.png").stat().st_size > 1000
+    # a fresh process measures on its own; a chain longer than the model's context is a one-line error
+    (fresh,) = run_jobs([Job(str(tiny_model_dir), "fast", None, 8, 1024, candidates=2)])
+    assert fresh.step.tokens > 0 and fresh.peak_mb >= fresh.start_mb > 0
+    with pytest.raises(SystemExit, match=r"needs \d+ positions; the model has 400"):
+        module.main(["--model", str(tiny_model_dir), "--lengths", "300", "500", "--modes", "fast", "--in-process",
+                     "--out-dir", str(out)])  # fmt: skip
