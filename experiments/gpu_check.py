@@ -78,22 +78,6 @@ def random_model(shape: str, device, layers: int | None = None, vocab: int | Non
     return model.eval()
 
 
-def in_dtype(model, dtype: str):
-    """``model``'s weights rounded to ``dtype`` in a new model built in that dtype (``model.to`` would also
-    round the rotary frequencies, which a model loaded in ``dtype`` keeps in float32)."""
-    import copy
-
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    if dtype == "float32":
-        return model
-    with torch.device(model.device):  # from_config sets the config's dtype: give it its own
-        rounded = AutoModelForCausalLM.from_config(copy.deepcopy(model.config), dtype=getattr(torch, dtype))
-    rounded.load_state_dict(model.state_dict())
-    return rounded.eval()
-
-
 def synchronize(device):
     import torch
 
@@ -295,6 +279,7 @@ def main(argv=None):
     import torch
     import transformers
 
+    from prunelens.models import rounded_copy
     from prunelens.pruning.benchmark import matmul_flops
     from prunelens.report import write_report
 
@@ -317,7 +302,7 @@ def main(argv=None):
         vocab = model.config.vocab_size
         chain = [rng.integers(100, vocab, k).tolist() for k in (args.prompt, args.reasoning, args.answer)]
         for dtype in DTYPES:
-            scored = in_dtype(model, dtype)
+            scored = rounded_copy(model, dtype)
             floors[(shape, dtype)] = 2 * body[shape] / rates[dtype]
             for scorer, budget in [("naive", args.naive_budget)] + [("fast", b) for b in args.fast_budgets]:
                 if time.perf_counter() - started > args.time_limit:

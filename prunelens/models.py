@@ -183,3 +183,20 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     except OSError:  # another process finished first
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def rounded_copy(model, dtype: str):
+    """A new model holding ``model``'s weights rounded to ``dtype``, built in that dtype as a model loaded in it
+    would be (``model.to(dtype)`` would also round buffers such as the rotary frequencies, which a model loaded
+    in ``dtype`` keeps in float32). ``model`` itself when it already is in ``dtype``."""
+    import copy
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if model.dtype == getattr(torch, dtype):
+        return model
+    with torch.device(model.device):  # from_config records the dtype in the config: give it a copy
+        rounded = AutoModelForCausalLM.from_config(copy.deepcopy(model.config), dtype=getattr(torch, dtype))
+    rounded.load_state_dict(model.state_dict())
+    return rounded.eval()

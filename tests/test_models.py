@@ -55,3 +55,23 @@ def test_an_architecture_without_sdpa_loads_with_eager_attention(tmp_path, smoll
     loaded = load_model(str(tmp_path))  # SDPA by default; transformers refuses it for Gemma 2
     assert loaded.model.config.model_type == "gemma2"
     assert loaded.model.config._attn_implementation == "eager"
+
+
+def test_rounded_copy_rounds_weights_but_keeps_float32_rotary_frequencies():
+    import copy
+
+    import torch
+    from conftest import tiny_model
+
+    from prunelens.models import rounded_copy
+
+    model = tiny_model("llama", dtype="float32")
+    rounded = rounded_copy(model, "bfloat16")
+    assert rounded.dtype == torch.bfloat16 and model.dtype == torch.float32  # the original is untouched
+    # model.to(bfloat16) would round the rotary frequencies too; a model loaded in bfloat16 keeps them float32
+    assert copy.deepcopy(model).to(torch.bfloat16).model.rotary_emb.inv_freq.dtype == torch.bfloat16
+    assert rounded.model.rotary_emb.inv_freq.dtype == torch.float32
+    assert torch.equal(rounded.model.rotary_emb.inv_freq, model.model.rotary_emb.inv_freq)
+    weight = model.model.layers[0].self_attn.q_proj.weight
+    assert torch.equal(rounded.model.layers[0].self_attn.q_proj.weight, weight.to(torch.bfloat16))
+    assert rounded_copy(rounded, "bfloat16") is rounded

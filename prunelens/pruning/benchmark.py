@@ -121,16 +121,14 @@ def run_modes(loaded, chains, modes, objective="joint", keep=0.5, token_budget=1
     keep fractions of ``grid`` (default ``keep_grid(keep)``) by the naive scorer on the loaded model, so
     objectives compare across dtypes. Surrogate screening modes need ``predictor``; the tokens of its
     hook passes count among the mode's tokens computed."""
-    import copy
-
-    import torch
+    from prunelens.models import rounded_copy
 
     grid = keep_grid(keep) if grid is None else grid
     rescorer = make_scorer("naive", loaded.model, token_budget)
     results = {}
     for mode in modes:
         result = ModeResult()
-        model = loaded.model if mode.dtype is None else copy.deepcopy(loaded.model).to(getattr(torch, mode.dtype))
+        model = loaded.model if mode.dtype is None else rounded_copy(loaded.model, mode.dtype)
         mode_predictor = predictor if mode.approximation.by_surrogate else None
         with PeakMemory() as memory:
             for chain in chains:
