@@ -78,7 +78,7 @@ class HFEagerBackend:
         handles = [m.register_forward_hook(reduce_and_drop) for m in attention_modules(self.model)]
         try:
             with torch.inference_mode():
-                self.model.base_model(input_ids=torch.tensor([input_ids], device=self.model.device))
+                self.model.base_model(input_ids=torch.tensor([input_ids], device=self.model.device), use_cache=False)
         finally:
             for handle in handles:
                 handle.remove()
@@ -86,8 +86,9 @@ class HFEagerBackend:
 
 
 class HFBlockwiseBackend:
-    """Plain HF, memory-bounded: SDPA forward; per layer, received attention recomputed from the
-    queries and keys in row blocks (see prunelens.probes.blockwise)."""
+    """Plain HF, memory-bounded: each layer's attention computed in row blocks that also give the
+    received sums (see prunelens.probes.blockwise); no KV cache is kept, so extra memory stays about one
+    layer's activations plus one block of weights at any length."""
 
     name = "hf_blockwise"
 
@@ -112,7 +113,8 @@ class HFBlockwiseBackend:
             setattr(module, SINK_ATTRIBUTE, sums)
         try:
             with torch.inference_mode():
-                self.model.base_model(input_ids=torch.tensor([input_ids], device=self.model.device))
+                ids = torch.tensor([input_ids], device=self.model.device)
+                self.model.base_model(input_ids=ids, use_cache=False)
         finally:
             for module in modules:
                 delattr(module, SINK_ATTRIBUTE)

@@ -47,7 +47,7 @@ def surrogate_refusal(surrogate, model_name: str, model_config) -> str | None:
 
 def load_predictor(path: Path, loaded, model_name: str) -> SurrogatePredictor:
     """The saved surrogate at ``path`` over ``loaded``'s model, or a one-line PrunelensError naming the mismatch.
-    Switches the model to the blockwise attention implementation (SDPA with a recording hook)."""
+    Switches the model to the blockwise attention implementation (prunelens.probes.blockwise)."""
     from prunelens.probes.backends import make_backend
     from prunelens.probes.surrogate import Surrogate
 
