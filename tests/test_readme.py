@@ -1,4 +1,4 @@
-"""The README's code runs as printed: its Python block, and the `prunelens compress` commands."""
+"""The README's code runs as printed: its Python blocks, and the `prunelens compress` and `distill` commands."""
 
 import os
 import re
@@ -38,3 +38,15 @@ def test_compress_commands_run_as_printed(tmp_path):
     assert result.returncode == 0, result.stderr
     for keep in ("0.5", "0.7", "0.9"):
         assert len((tmp_path / "runs" / "uniform-compressed" / f"keep{keep}.jsonl").read_text().splitlines()) == 2
+
+
+def test_distill_commands_run_as_printed(tmp_path):
+    import json
+
+    [block] = [b for b in blocks("bash") if "prunelens distill" in b]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(["bash", "-e", "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert len((tmp_path / "runs" / "teach-arith" / "chains.jsonl").read_text().splitlines()) == 8
+    assert json.loads((tmp_path / "runs" / "eval-arith" / "evaluation.json").read_text())["n"] == 4
+    assert json.loads((tmp_path / "runs" / "distill-cpu.json").read_text())["dataset"] == "arith"
