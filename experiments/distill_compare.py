@@ -15,6 +15,7 @@ from pathlib import Path
 
 from prunelens.distill.report import table
 from prunelens.distill.run import load_distill_config, run_distill
+from prunelens.errors import PrunelensError
 from prunelens.report import markdown_table, write_report
 
 
@@ -35,19 +36,27 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     parser.add_argument("--results", type=Path, default=Path("results"))
     args = parser.parse_args(argv)
-    config = load_distill_config(args.config, args.preset)
-    if args.threads:
-        config.threads = args.threads
-    rows = [r.to_dict() for r in run_distill(config)]
+    try:
+        config = load_distill_config(args.config, args.preset)
+        if args.threads:
+            config.threads = args.threads
+        rows = [r.to_dict() for r in run_distill(config)]
+    except PrunelensError as error:
+        raise SystemExit(f"error: {error}") from None
+    except KeyboardInterrupt:
+        raise SystemExit("interrupted; rerun the same command to resume") from None
     out = Path(config.out)
-    shutil.copyfile(out / "results.png", args.results / "distill_compare.png")
+    figure = out / "results.png"
+    if figure.exists():
+        shutil.copyfile(figure, args.results / "distill_compare.png")
+    command = f"python experiments/distill_compare.py --preset {args.preset}" + (
+        f" --config {args.config}" if args.config else "")  # fmt: skip
     write_report(args.results / "distill_compare.md", "\n\n".join([
         f"# Distillation at matched reasoning length ({args.preset} preset)",
-        f"Command: `python experiments/distill_compare.py --preset {args.preset}`"
-        + (f" --config {args.config}" if args.config else "") + f"; run folder `{out}`. Settings: "
+        f"Command: `{command}`; run folder `{out}`. Settings: "
         f"`{json.dumps({k: v for k, v in vars(config).items() if k != 'out'}, default=str)}`.",
-        table(rows), "![students](distill_compare.png)", "## Wall time per stage", stage_times(out)]) + "\n")  # fmt: skip
-
+        table(rows), "![students](distill_compare.png)" if figure.exists() else "",
+        "## Wall time per stage", stage_times(out)]) + "\n")  # fmt: skip
 
 if __name__ == "__main__":
     main()

@@ -103,3 +103,29 @@ def test_cli_dry_run_prints_the_resolved_settings(tmp_path):
     assert result.exit_code == 0 and json.loads(result.output)["dataset"] == "gsm8k"
     result = CliRunner().invoke(app, ["distill", "run", str(tmp_path / "nope.toml")])
     assert result.exit_code == 2 and "cannot read config" in result.output
+
+
+@pytest.mark.parametrize("text, message", [
+    ('methods = ["h2O"]', "unknown method 'h2O'"),
+    ("keeps = [0.5, 1.5]", r"keeps must be numbers in \(0, 1\]"),
+    ('[train]\nlearning_rate = "1e-4"', "learning_rate must be a positive number"),
+    ('[teach]\nsplit = "test"', "students would be tested on their training data"),
+])  # fmt: skip
+def test_settings_that_would_fail_late_are_refused_up_front(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(PrunelensError, match=message):
+        load_distill_config(path)
+
+
+def test_cli_interrupt_is_one_line(tmp_path, monkeypatch):
+    import prunelens.distill.run as run_module
+
+    def interrupted(config, log=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "run_distill", interrupted)
+    path = tmp_path / "mine.toml"
+    path.write_text(f'out = "{tmp_path / "run"}"\n')
+    result = CliRunner().invoke(app, ["distill", "run", str(path)])
+    assert result.exit_code == 130 and "interrupted" in result.output and "Traceback" not in result.output

@@ -63,35 +63,36 @@ def test_a_finished_training_is_returned_and_other_settings_are_refused(trained,
         train_student(TrainConfig(**{**cfg.__dict__, "steps": 7}), log=lambda line: None)
 
 
-@pytest.mark.parametrize("adds_bos", [False, True])
-def test_the_prompt_is_masked_and_the_eos_is_learned(tmp_path, tiny_model_dir, adds_bos):
+@pytest.mark.parametrize("layout", ["chat", "chat+bos", "plain"])
+def test_the_prompt_is_masked_and_the_eos_is_learned(tmp_path, tiny_model_dir, layout):
     from prunelens.datasets.chains import load_chains
     from prunelens.models import load_model
     from prunelens.pruning.chain import tokenize_chain
 
-    cfg = config(tmp_path, tiny_model_dir, steps=1)
+    rows = ROWS + [{"id": "c", "question": "What is 2 + 2?", "reasoning": "\n\n2 + 2 = 4.", "answer": "4"}]
+    cfg = TrainConfig(chains=write_chains(tmp_path / "chains.jsonl", rows), student=str(tiny_model_dir),
+                      out=tmp_path / "out", **{**FAST, "batch_size": 3}, steps=1)  # fmt: skip
     loaded = load_model(cfg.student)
     tokenizer = loaded.tokenizer
-    tokenizer.add_bos_token = adds_bos  # a tokenizer adding a BOS that the chat template writes too: still one BOS
+    tokenizer.add_bos_token = layout == "chat+bos"  # a tokenizer adding a BOS: the pruning prompt decides
+    if layout == "plain":  # no chat template: "Question: …\nAnswer: ", whose trailing space a reasoning could absorb
+        tokenizer.chat_template = None
     bench = get_benchmark("gsm8k")
     examples = load_chains(cfg.chains)
-    rows, _ = training_rows(tokenizer, bench, examples, cfg.max_length)
-    batch = next(iter(sft.build_trainer(cfg, loaded, rows).get_train_dataloader()))
+    training, _ = training_rows(tokenizer, bench, examples, cfg.max_length)
+    batch = next(iter(sft.build_trainer(cfg, loaded, training).get_train_dataloader()))
     sequences = {}
     for ids, labels, mask in zip(*(batch[key].tolist() for key in ("input_ids", "labels", "attention_mask"))):
         length = sum(mask)
-        sequences[tokenizer.decode(ids[:length])] = (ids[:length], labels, length)
-    assert batch["input_ids"].shape[1] > min(length for _, _, length in sequences.values())  # one row is padded
+        sequences[tuple(ids[:length])] = (labels, length)
+    assert len(sequences) == 3 and batch["input_ids"].shape[1] > min(n for _, n in sequences.values())  # padding
     for example in examples:
-        chain = tokenize_chain(tokenizer, bench, example, None)  # the layout pruning scored
-        completion = example.reasoning + bench.answer_text(example.answer) + tokenizer.eos_token
-        ids, labels, length = sequences[tokenizer.decode(chain.prompt_ids) + completion]
+        chain = tokenize_chain(tokenizer, bench, example, None)  # the ids pruning scored
+        ids = chain.prompt_ids + chain.reasoning_ids + chain.answer_ids + [tokenizer.eos_token_id]
+        labels, length = sequences[tuple(ids)]
         prompt_len = len(chain.prompt_ids)
-        assert ids[:prompt_len] == chain.prompt_ids
-        assert tokenizer.decode(ids[prompt_len:]) == completion
-        assert ids[-1] == tokenizer.eos_token_id
         assert labels[:prompt_len] == [-100] * prompt_len
-        assert labels[prompt_len:length] == ids[prompt_len:]  # the completion, EOS included
+        assert labels[prompt_len:length] == ids[prompt_len:]  # reasoning, answer and EOS
         assert labels[length:] == [-100] * (len(labels) - length)  # padding
 
 
@@ -152,12 +153,32 @@ def test_bad_chains_and_overlong_rows(tmp_path, tiny_model_dir):
     from prunelens.datasets.chains import load_chains
 
     examples = load_chains(write_chains(tmp_path / "chains.jsonl", ROWS))
-    lengths = [len(tokenizer(r["prompt"] + r["completion"])["input_ids"])
-               for r in training_rows(tokenizer, bench, examples, 1000)[0]]  # fmt: skip
+    lengths = [len(r["input_ids"]) for r in training_rows(tokenizer, bench, examples, 1000)[0]]
     rows, left_out = training_rows(tokenizer, bench, examples, lengths[0], log=lambda line: None)
     assert left_out == ["b"] and len(rows) == 1 and lengths[1] > lengths[0]
     with pytest.raises(PrunelensError, match="no training row fits"):
         training_rows(tokenizer, bench, examples, lengths[0] - 1, log=lambda line: None)
     no_reasoning = load_chains(write_chains(tmp_path / "nr.jsonl", [{**ROWS[0], "reasoning": " "}]))
-    with pytest.raises(BadRecordError, match="record 'a': missing 'reasoning'"):
+    with pytest.raises(BadRecordError, match="record 'a': empty reasoning"):
         training_rows(tokenizer, bench, no_reasoning, 1000)
+
+
+def test_a_finished_student_is_not_reused_for_changed_chains(tmp_path, tiny_model_dir):
+    cfg = config(tmp_path, tiny_model_dir, steps=1)
+    train_student(cfg, log=lambda line: None)
+    write_chains(cfg.chains, ROWS[:1])  # the same file, other chains (e.g. a teacher run extended)
+    with pytest.raises(PrunelensError, match="another version of"):
+        train_student(cfg, log=lambda line: None)
+
+
+def test_multiple_choice_chains_need_their_options(tmp_path, tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from prunelens.datasets.chains import load_chains
+
+    tokenizer, bench = AutoTokenizer.from_pretrained(tiny_model_dir), get_benchmark("mmlu_pro")
+    rows = [{"id": "m", "question": "Which?", "reasoning": "It is B.", "answer": "B"}]
+    with pytest.raises(BadRecordError, match="record 'm': no answer options"):
+        training_rows(tokenizer, bench, load_chains(write_chains(tmp_path / "mc.jsonl", rows)), 1000)
+    rows[0]["options"] = ["one", "two"]
+    assert len(training_rows(tokenizer, bench, load_chains(write_chains(tmp_path / "mc.jsonl", rows)), 1000)[0]) == 1

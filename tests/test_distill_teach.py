@@ -260,3 +260,16 @@ def test_cli_interrupt_is_one_line(scripted, chains, tmp_path, monkeypatch):
     assert result.exit_code == 130
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: interrupted; finished examples are kept in {tmp_path}")
+
+
+def test_a_sample_cut_by_the_token_cap_is_not_correct():
+    from prunelens.datasets import get_benchmark
+    from prunelens.datasets.base import Example
+    from prunelens.distill.teach import sampled_outcome
+
+    bench, example = get_benchmark("gsm8k"), Example("q", "Q?", "1")
+    cut = Generation("r\n#### 1", 5, False)  # the cap came inside "#### 12"
+    row, rejected = sampled_outcome(bench, example, [cut], 0, "teacher")
+    assert rejected and row["correct_samples"] == 0
+    row, rejected = sampled_outcome(bench, example, [cut, Generation("s\n#### 1", 5, True)], 0, "teacher")
+    assert not rejected and row["reasoning"] == "s" and row["correct_samples"] == 1

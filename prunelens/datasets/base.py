@@ -42,6 +42,7 @@ class Benchmark:
     splits: dict[str, SplitRule] = {}
     partitions: dict[str, dict[str, int | None]] = {}  # raw split -> ordered {part: size, None = rest}
     seed: int = 0
+    multiple_choice: bool = False  # examples carry options that the prompt lists
     answer_marker: str = ""  # the phrase that starts the answer line (answer_text begins with a newline and it)
 
     def rows(self, raw_split: str, data_dir: Path | None = None) -> list[dict[str, Any]]:

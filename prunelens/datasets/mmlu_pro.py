@@ -17,6 +17,7 @@ _COT_ANSWER = re.compile(r"\s*The answer is \(?[A-J]\)?\.?\s*$")
 class MMLUPro(Benchmark):
     name = "mmlu_pro"
     answer_marker = "The answer is"
+    multiple_choice = True
     raw_files = {"test": "mmlu_pro/test.jsonl", "validation": "mmlu_pro/validation.jsonl"}
     hub_repo = "TIGER-Lab/MMLU-Pro"
     hub_splits = {"test": "test", "validation": "validation"}

@@ -80,8 +80,10 @@ def evaluate(loaded, bench: Benchmark, examples: list[Example], out_dir: Path, *
         for example, (generation,) in zip(batch, completions):
             append_jsonl(path, _row(loaded.tokenizer, scorer, bench, example, generation))
         log(f"evaluated {len(done) + start + len(batch)}/{len(examples)} questions")
-    wanted = {e.id for e in examples}
-    return Evaluation.from_rows([row for row in read_finished(path) if row["id"] in wanted])
+    first = {}
+    for row in read_finished(path):  # the first row of an id counts (two runs into one folder may repeat one)
+        first.setdefault(row["id"], row)
+    return Evaluation.from_rows([first[e.id] for e in examples if e.id in first])
 
 
 def _row(tokenizer, scorer, bench: Benchmark, example: Example, generation) -> dict:

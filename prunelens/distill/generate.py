@@ -90,15 +90,20 @@ class HFGenerator:
         import torch
 
         tokenizer = self.tokenizer
-        tokenizer.padding_side = "left"
-        encoded = tokenizer(prompts, return_tensors="pt", padding=True,
-                            add_special_tokens=not tokenizer.chat_template).to(self.model.device)  # fmt: skip
+        side, tokenizer.padding_side = tokenizer.padding_side, "left"
+        try:
+            encoded = tokenizer(prompts, return_tensors="pt", padding=True,
+                                add_special_tokens=not tokenizer.chat_template).to(self.model.device)  # fmt: skip
+        finally:
+            tokenizer.padding_side = side  # the tokenizer may be a trainer's too
         prompt_len = encoded["input_ids"].shape[1]
-        torch.manual_seed(zlib.crc32(f"{sampling.seed}:{prompts[0]}".encode()))
         sample = sampling.temperature > 0
         options = dict(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p) if sample else dict(
             do_sample=False, temperature=None, top_p=None, top_k=None)  # fmt: skip
-        with torch.inference_mode():
+        devices = [self.model.device] if self.model.device.type == "cuda" else []
+        with torch.inference_mode(), torch.random.fork_rng(devices=devices, enabled=sample):  # the caller's RNG stays
+            if sample:
+                torch.manual_seed(zlib.crc32(f"{sampling.seed}:{prompts[0]}".encode()))
             output = self.model.generate(
                 **encoded,
                 max_new_tokens=sampling.max_new_tokens,

@@ -53,6 +53,9 @@ class DistillConfig:
     train: dict = setting(default_factory=dict, help="TrainConfig fields; learning_rate may be a list (a sweep)")
     eval: dict = setting(default_factory=dict, help="EvalConfig fields (test split)")
 
+    def output_dir(self) -> Path:
+        return Path(self.out)
+
 
 PRESETS: dict[str, dict[str, Any]] = {
     # This machine (2 CPU cores): the procedural task, gold chains as the teacher, smollm2-135m as pruner and
@@ -82,9 +85,12 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "generator": "vllm"},
         "prune": {"model": "Qwen/Qwen2.5-7B-Instruct", "device": "cuda", "dtype": "bfloat16", "token_budget": 16384},
         "rank": {"model": "Qwen/Qwen2.5-7B-Instruct", "device": "cuda", "dtype": "bfloat16"},
+        # Full fine-tuning of a 7B student in float32 with Adam needs about 112 GB before activations (the paper
+        # used several GPUs through Axolotl); this preset trains LoRA adapters with bf16 mixed precision so that
+        # one 80 GB GPU holds it. Set lora = false on a machine that holds full fine-tuning.
         "train": {"student": "meta-llama/Llama-2-7b-chat-hf", "steps": 1200, "batch_size": 4, "grad_accum": 7,
                   "learning_rate": [1e-5, 2e-5, 5e-5], "max_length": 1024, "eval_every": 200, "dev_limit": 500,
-                  "device": "cuda", "gradient_checkpointing": True},
+                  "device": "cuda", "gradient_checkpointing": True, "lora": True, "bf16": True},
         "eval": {"split": "test", "limit": None, "batch_size": 64, "max_new_tokens": 512, "device": "cuda",
                  "dtype": "bfloat16"},
     },
@@ -109,7 +115,30 @@ def load_distill_config(path: Path | None = None, preset: str = "cpu") -> Distil
     config = DistillConfig(**{k: Path(v) if k == "out" else v for k, v in values.items()})
     for name in STAGE_TABLES:
         _check_table(name, getattr(config, name), path)
+    _check_run(config, path)
     return config
+
+
+def _check_run(config: DistillConfig, path: Path | None) -> None:
+    """Refuse, before anything runs, settings that would fail or mislead hours later: unknown methods, keep fractions
+    outside (0, 1], learning rates that are not numbers, and training questions that are test questions."""
+    from prunelens.registry import BENCHMARKS, RANKERS
+
+    where = path or "preset"
+    BENCHMARKS.get(config.dataset)
+    for method in config.methods:
+        if method not in GREEDY_METHODS and method not in RANKERS.names():
+            raise PrunelensError(f"{where}: unknown method {method!r} (known: {', '.join(GREEDY_METHODS)}, "
+                                 f"{', '.join(n for n in RANKERS.names() if n != 'greedy')})")  # fmt: skip
+    if not config.keeps or not all(isinstance(k, (int, float)) and 0 < k <= 1 for k in config.keeps):
+        raise PrunelensError(f"{where}: keeps must be numbers in (0, 1], got {config.keeps!r}")
+    rates = config.train.get("learning_rate")
+    if not all(isinstance(r, (int, float)) and r > 0 for r in (rates if isinstance(rates, list) else [rates or 1])):
+        raise PrunelensError(f"{where}: [train] learning_rate must be a positive number or a list of them")
+    teach_split, eval_split = config.teach.get("split", "test"), config.eval.get("split", "test")
+    if teach_split == eval_split and not config.teach.get("chains"):
+        raise PrunelensError(f"{where}: the teacher's questions ([teach] split = {teach_split!r}) are the test "
+                             "questions ([eval] split): students would be tested on their training data")  # fmt: skip
 
 
 def _read_config_file(path: Path) -> dict:
@@ -174,12 +203,14 @@ class Pipeline:
     def out(self) -> Path:
         return Path(self.config.out)
 
-    def stage(self, name: str, done: bool, action):
+    def stage(self, name: str, done: bool | None, action):
         """Run ``action`` (every stage resumes by itself, so a finished one returns its saved result at once) and
-        append {stage, seconds, complete_before} to stages.jsonl."""
+        append {stage, seconds, complete_before} to stages.jsonl (complete_before None: records resume one by
+        one, so the stage itself does not know)."""
         from prunelens.jsonl import append_jsonl
 
-        self.log(f"[{name}] {'complete: reading its results' if done else 'running'}")
+        self.log(f"[{name}] " + {True: "complete: reading its results", False: "running",
+                                 None: "running (finished records are skipped)"}[done])  # fmt: skip
         started = time.perf_counter()
         value = action()
         append_jsonl(self.out / "stages.jsonl", {"stage": name, "seconds": round(time.perf_counter() - started, 1),
@@ -205,7 +236,7 @@ class Pipeline:
 
         config = self.build("teach", out=self.out / "teach")
         chains = config.output_dir() / "chains.jsonl"
-        self.stage("teach", False, lambda: run_teach(config, log=self.log))
+        self.stage("teach", None, lambda: run_teach(config, log=self.log))
         if not chains.exists():
             raise PrunelensError(f"the teacher kept no chains ({config.output_dir()}); nothing to distill")
         return chains
@@ -216,13 +247,13 @@ class Pipeline:
             from prunelens.pruning.run import run_pruning
 
             config = self.build("prune", chains=chains, limit=None, out=out, objective=GREEDY_METHODS[method],
-                                keep=min(self.config.keeps))  # fmt: skip
-            self.stage(f"rank {method}", False, lambda: run_pruning(config, progress=False, log=self.log))
+                                keep=self.greedy_keep())  # fmt: skip
+            self.stage(f"rank {method}", None, lambda: run_pruning(config, progress=False, log=self.log))
         else:
             from prunelens.rankers.run import run_rank
 
             config = self.build("rank", chains=chains, limit=None, out=out, method=method)
-            self.stage(f"rank {method}", False, lambda: run_rank(config, progress=False, log=self.log))
+            self.stage(f"rank {method}", None, lambda: run_rank(config, progress=False, log=self.log))
         return out
 
     def compress(self, method: str, rankings: Path) -> Path:
@@ -231,8 +262,35 @@ class Pipeline:
         out = self.out / "compress" / method
         config = CompressConfig(rankings=rankings, keep=list(self.config.keeps), student_tokenizer=self.student,
                                 out=out, skip_bad=True)  # fmt: skip
-        self.stage(f"compress {method}", False, lambda: compress_rankings(config, log=self.log))
+        self.stage(f"compress {method}", None, lambda: compress_rankings(config, log=self.log))
+        self.carry_options(out)
         return out
+
+    def carry_options(self, folder: Path) -> None:
+        """Copy multiple-choice options from the teacher's chains into compressed chains (rankings hold no options,
+        and a student must see the choices its answer letter refers to)."""
+        from prunelens.compress import chains_path
+        from prunelens.jsonl import read_finished, write_jsonl
+
+        options = {row["id"]: row["options"] for row in read_finished(self.out / "teach" / "chains.jsonl")
+                   if row.get("options")}  # fmt: skip
+        if not options:
+            return
+        for keep in self.config.keeps:
+            rows = read_finished(chains_path(folder, keep))
+            if any("options" not in row and row["id"] in options for row in rows):
+                write_jsonl(chains_path(folder, keep), [{**row, "options": options.get(row["id"])} for row in rows])
+
+    def greedy_keep(self) -> float:
+        """How deep greedy prunes: the lowest keep, or 0.1 lower when the pruner's tokenizer is not the student's
+        (greedy's keep counts pruner tokens, and a student may need more deletions to reach the same fraction)."""
+        from prunelens.compress import load_student_tokenizer
+
+        lowest = min(self.config.keeps)
+        pruner = load_student_tokenizer(self.build("prune").model)
+        student = load_student_tokenizer(self.student)
+        same = pruner.get_vocab() == student.get_vocab() and type(pruner) is type(student)
+        return lowest if same else max(0.0, lowest - 0.1)
 
     @property
     def student(self) -> str:

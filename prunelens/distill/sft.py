@@ -1,9 +1,10 @@
 """Fine-tune a student on (pruned) chains with TRL's SFTTrainer, keeping the checkpoint with the best dev accuracy.
 
-Rows are prompt/completion pairs in exactly the layout pruning scored (``prunelens.pruning.chain``): the prompt is
-``build_prompt`` (the chat template already applied, so TRL gets plain strings and applies none) and the
-completion is reasoning + ``bench.answer_text(answer)`` + the tokenizer's EOS, so the student learns to stop. The
-loss covers the completion only. Full fine-tuning by default; ``lora`` trains LoRA adapters on the attention and MLP
+Rows are token ids in exactly the layout pruning scored (``prunelens.pruning.chain.tokenize_chain``): the prompt
+(``build_prompt``, the chat template applied once), the reasoning and the answer segment, each tokenised on its own,
+then the tokenizer's EOS, so the student learns to stop. TRL receives them tokenised, with a completion mask: the
+loss covers reasoning, answer and EOS only, and no re-tokenisation can merge the prompt's last token with the first
+of a pruned reasoning. Full fine-tuning by default; ``lora`` trains LoRA adapters on the attention and MLP
 projections and saves the merged model, so every output is a plain checkpoint.
 
 Every ``eval_every`` steps and at the last step the model is evaluated (``prunelens.distill.evaluate``) on the first
@@ -28,7 +29,6 @@ from pathlib import Path
 from prunelens.datasets import get_benchmark, load_examples
 from prunelens.datasets.base import Benchmark, Example
 from prunelens.datasets.chains import load_chains
-from prunelens.datasets.prompts import build_prompt
 from prunelens.distill.evaluate import evaluate
 from prunelens.errors import BadRecordError, PrunelensError
 from prunelens.jsonl import write_atomic
@@ -104,6 +104,7 @@ class TrainSummary:
     seconds: float
     eval_seconds: float
     settings: dict = field(default_factory=dict)
+    chains_sha256: str = ""  # of the chains file trained on: a finished student is reused only for the same chains
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,33 +112,30 @@ class TrainSummary:
 
 def training_rows(tokenizer, bench: Benchmark, examples: list[Example], max_length: int,
                   log=log_line) -> tuple[list[dict], list[str]]:  # fmt: skip
-    """{prompt, completion} rows in the pruning layout, and the ids of rows left out for exceeding ``max_length``
-    tokens (truncation would cut the answer and the EOS). A record without reasoning raises BadRecordError."""
-    if not tokenizer.eos_token:
+    """Tokenised rows {input_ids, completion_mask} in the pruning layout, and the ids of rows left out for exceeding
+    ``max_length`` tokens (truncation would cut the answer and the EOS). The ids are ``tokenize_chain``'s prompt,
+    reasoning and answer ids (each tokenised on its own, as pruning scored them) and the EOS; the mask marks the
+    completion, the only tokens with a loss. A record without reasoning or answer raises BadRecordError."""
+    from prunelens.pruning.chain import tokenize_chain
+
+    if tokenizer.eos_token_id is None:
         raise PrunelensError("the student's tokenizer has no EOS token, so it cannot learn to stop")
     rows, left_out = [], []
     for example in examples:
-        if not example.reasoning or not example.reasoning.strip():
-            raise BadRecordError(example.id, "missing 'reasoning'")
-        prompt = _without_template_bos(tokenizer, build_prompt(tokenizer, bench.user_message(example)))
-        completion = example.reasoning + bench.answer_text(str(example.answer)) + tokenizer.eos_token
-        if len(tokenizer(prompt + completion)["input_ids"]) > max_length:  # as TRL will tokenise it
+        if bench.multiple_choice and not example.options:
+            raise BadRecordError(example.id, "no answer options: a multiple-choice question needs its choices")
+        chain = tokenize_chain(tokenizer, bench, example, None)
+        completion = chain.reasoning_ids + chain.answer_ids + [tokenizer.eos_token_id]
+        if len(chain.prompt_ids) + len(completion) > max_length:
             left_out.append(example.id)
             continue
-        rows.append({"prompt": prompt, "completion": completion})
+        rows.append({"input_ids": chain.prompt_ids + completion,
+                     "completion_mask": [0] * len(chain.prompt_ids) + [1] * len(completion)})  # fmt: skip
     if left_out:
         log(f"left out {len(left_out)} of {len(examples)} rows longer than {max_length} tokens")
     if not rows:
         raise PrunelensError(f"no training row fits in --max-length {max_length}")
     return rows, left_out
-
-
-def _without_template_bos(tokenizer, prompt: str) -> str:
-    """The prompt as TRL must receive it: TRL tokenises with the tokenizer's special tokens, so when those add a BOS
-    that the chat template has already written, the written one is dropped (one BOS, as in pruning)."""
-    bos = tokenizer.bos_token
-    adds_bos = bos and tokenizer("x")["input_ids"][:1] == [tokenizer.bos_token_id]
-    return prompt[len(bos) :] if adds_bos and tokenizer.chat_template and prompt.startswith(bos) else prompt
 
 
 def build_trainer(config: TrainConfig, loaded, rows: list[dict], callbacks=()):
@@ -246,6 +244,16 @@ def save_model(model, tokenizer, target: Path, *, merge: bool) -> None:
     os.replace(staging, target)
 
 
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes; a one-line error when it cannot be read."""
+    import hashlib
+
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError as error:
+        raise PrunelensError(f"cannot read chains file {path}: {error.strerror or error}") from None
+
+
 def read_summary(out_dir: Path) -> TrainSummary | None:
     """A finished training's summary, or None when ``out_dir/train.json`` is absent."""
     path = Path(out_dir) / SUMMARY_NAME
@@ -267,7 +275,11 @@ def train_student(config: TrainConfig, log=log_line) -> TrainSummary:
     out_dir = config.output_dir()
     check_settings(out_dir, JOB, config)
     finished = read_summary(out_dir)
+    digest = file_sha256(config.chains)
     if finished is not None:
+        if finished.chains_sha256 and finished.chains_sha256 != digest:
+            raise PrunelensError(f"{out_dir} holds a student trained on another version of {config.chains}; "
+                                 "choose another --out or delete the folder")  # fmt: skip
         log(f"{out_dir}: training already finished (best step {finished.best_step})")
         return finished
     bench = get_benchmark(config.dataset)
@@ -292,6 +304,6 @@ def train_student(config: TrainConfig, log=log_line) -> TrainSummary:
     shutil.rmtree(out_dir / "trainer", ignore_errors=True)
     summary = TrainSummary(config.steps, callback.loss, callback.dev, callback.best_step, len(rows), left_out,
                            trainable, round(time.perf_counter() - started, 3), round(callback.eval_seconds, 3),
-                           json.loads(json.dumps(asdict(config), default=str)))  # fmt: skip
+                           json.loads(json.dumps(asdict(config), default=str)), digest)  # fmt: skip
     write_atomic(out_dir / SUMMARY_NAME, json.dumps(summary.to_dict(), indent=2))
     return summary

@@ -149,7 +149,8 @@ def _sample(config: TeachConfig, bench: Benchmark, todo: list[Example], out_dir:
 def sampled_outcome(bench: Benchmark, example: Example, samples, seed: int, teacher: str) -> tuple[dict, bool]:
     """(row, rejected) for one question's samples (``Generation`` objects): a random correct one, else a
     rejection."""
-    correct = [s for s in samples if bench.reasoning_of(s.text) and bench.is_correct(s.text, example.answer)]
+    correct = [s for s in samples  # a sample cut by the token cap may stop inside its answer ("#### 1" of "#### 12")
+               if s.finished and bench.reasoning_of(s.text) and bench.is_correct(s.text, example.answer)]
     counts = {"samples": len(samples), "correct_samples": len(correct),
               "finished_samples": sum(s.finished for s in samples)}  # fmt: skip
     if not correct:
