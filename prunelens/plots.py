@@ -54,12 +54,7 @@ def curves_figure(panels: dict[str, list[Curve]], path: Path, *, title: str, xla
         axis.legend(fontsize=7)
     for row in axes:
         row[0].set_ylabel(ylabel)
-    figure.suptitle(title, fontsize=11)
-    figure.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return Path(path)
+    return _save(figure, path, title)
 
 
 def bars_figure(series: dict[str, dict[str, float]], path: Path, *, title: str, xlabel: str, ylabel: str) -> Path:
@@ -84,11 +79,7 @@ def bars_figure(series: dict[str, dict[str, float]], path: Path, *, title: str, 
     axis.set_title(title, fontsize=11)
     axis.grid(axis="y", alpha=0.3)
     axis.legend(fontsize=7)
-    figure.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return Path(path)
+    return _save(figure, path)
 
 
 @dataclass
@@ -129,7 +120,15 @@ def scatter_figure(panels: dict[str, Scatter], path: Path, *, title: str, xlabel
         axis.set_xlabel(xlabel)
         axis.set_ylabel(panel.ylabel)
         axis.grid(alpha=0.3)
-    figure.suptitle(title, fontsize=11)
+    return _save(figure, path, title)
+
+
+def _save(figure, path: Path, title: str | None = None) -> Path:
+    """Title, lay out and write a figure as a PNG (creating its folder), then free it."""
+    import matplotlib.pyplot as plt
+
+    if title is not None:
+        figure.suptitle(title, fontsize=11)
     figure.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
