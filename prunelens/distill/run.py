@@ -64,12 +64,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {
         "out": "runs/distill-cpu",
         "dataset": "arith",
+        "methods": ["truncation", "uniform", "surprisal", "h2o", "greedy-joint", "greedy-answer"],  # cheapest first
         "teach": {"teacher": "gold", "split": "train", "limit": 64},
         "prune": {"model": "smollm2-135m", "screen": 4, "window": 16, "rescore_every": 0},
         "rank": {"model": "smollm2-135m"},
         "train": {"student": "smollm2-135m", "steps": 24, "batch_size": 8, "learning_rate": 1e-4, "max_length": 192,
-                  "eval_every": 0, "dev_limit": 20, "dev_max_new_tokens": 160, "gradient_checkpointing": False},
-        "eval": {"split": "test", "limit": 200, "batch_size": 25, "max_new_tokens": 160},
+                  "eval_every": 0, "dev_limit": 20, "dev_max_new_tokens": 160, "dev_batch_size": 20,
+                  "gradient_checkpointing": False},
+        "eval": {"split": "test", "limit": 200, "batch_size": 50, "max_new_tokens": 160},
     },
     # The paper's settings (§4, App. B.2, B.4) for GPU users: Qwen2.5-7B teacher and pruner on GSM8K with
     # rejection sampling (10 samples, T = 0.7), exact greedy, Llama-2-7B student with effective batch 28 for
@@ -342,11 +344,13 @@ class Pipeline:
         if self.config.full:
             self.results.append(self.train_and_evaluate("full", "full", 1.0, chains))
             self.write_results()
-        compressed = {m: self.compress(m, self.rankings(m, chains)) for m in self.config.methods}
-        for keep in sorted(self.config.keeps):
-            for method, folder in compressed.items():
+        compressed: dict[str, Path] = {}
+        for keep in sorted(self.config.keeps):  # the lowest keep of every method first, so results come early
+            for method in self.config.methods:  # each method's rankings are made once, when first needed
+                if method not in compressed:
+                    compressed[method] = self.compress(method, self.rankings(method, chains))
                 self.results.append(self.train_and_evaluate(f"{method}-keep{keep:g}", method, keep,
-                                                            chains_path(folder, keep)))  # fmt: skip
+                                                            chains_path(compressed[method], keep)))  # fmt: skip
                 self.write_results()
         return self.results
 
