@@ -29,30 +29,44 @@ def stage_times(out: Path) -> str:
     return markdown_table(("stage", "minutes"), rows + [("total", f"{sum(totals.values()) / 60:.1f}")])
 
 
+def finished_rows(config) -> list[dict]:
+    """The students a run has evaluated so far (its results.jsonl)."""
+    path = Path(config.out) / "results.jsonl"
+    if not path.exists():
+        raise PrunelensError(f"{config.out} has no evaluated student yet")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--config", type=Path, help="TOML or JSON keys on top of the preset")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--report-only", action="store_true",
+                        help="write the results files from the students finished so far, marked partial; run nothing")
     args = parser.parse_args(argv)
     try:
         config = load_distill_config(args.config, args.preset)
         if args.threads:
             config.threads = args.threads
-        rows = [r.to_dict() for r in run_distill(config)]
+        rows = finished_rows(config) if args.report_only else [r.to_dict() for r in run_distill(config)]
     except PrunelensError as error:
         raise SystemExit(f"error: {error}") from None
     except KeyboardInterrupt:
         raise SystemExit("interrupted; rerun the same command to resume") from None
     out = Path(config.out)
     figure = out / "results.png"
+    args.results.mkdir(parents=True, exist_ok=True)
     if figure.exists():
         shutil.copyfile(figure, args.results / "distill_compare.png")
     command = f"python experiments/distill_compare.py --preset {args.preset}" + (
         f" --config {args.config}" if args.config else "")  # fmt: skip
+    planned = int(config.zero_shot) + int(config.full) + len(config.methods) * len(config.keeps)
+    partial = (f"**Partial: {len(rows)} of {planned} students evaluated so far**; the run resumes with the same command."
+               if len(rows) < planned else "")  # fmt: skip
     write_report(args.results / "distill_compare.md", "\n\n".join([
-        f"# Distillation at matched reasoning length ({args.preset} preset)",
+        f"# Distillation at matched reasoning length ({args.preset} preset)", partial,
         f"Command: `{command}`; run folder `{out}`. Settings: "
         f"`{json.dumps({k: v for k, v in vars(config).items() if k != 'out'}, default=str)}`.",
         table(rows), "![students](distill_compare.png)" if figure.exists() else "",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import interrupt_on_call
+from conftest import interrupt_on_call, load_experiment
 from typer.testing import CliRunner
 
 from prunelens.cli import app
@@ -35,7 +35,8 @@ def tiny_config_file(tmp_path, model_dir) -> str:
 
 
 def test_pipeline_runs_every_stage_and_resumes_after_a_kill(tmp_path, tiny_model_dir, monkeypatch):
-    config = load_distill_config(tiny_config_file(tmp_path, tiny_model_dir))
+    config_path = tiny_config_file(tmp_path, tiny_model_dir)
+    config = load_distill_config(config_path)
     out = config.out
     interrupt_on_call(monkeypatch, sft, "build_trainer", call=3)  # killed while training the third student
     with pytest.raises(KeyboardInterrupt):
@@ -67,6 +68,15 @@ def test_pipeline_runs_every_stage_and_resumes_after_a_kill(tmp_path, tiny_model
     stages = [json.loads(line) for line in (out / "stages.jsonl").read_text().splitlines()]
     assert {"stage": "train full", "complete_before": True} in [{k: s[k] for k in ("stage", "complete_before")}
                                                               for s in stages]  # fmt: skip
+
+    experiment = load_experiment("distill_compare", monkeypatch)  # its report, from the finished run
+    experiment.main(["--config", str(config_path), "--results", str(tmp_path / "results"), "--report-only"])
+    report = (tmp_path / "results" / "distill_compare.md").read_text()
+    assert "| truncation-keep0.5 | truncation | 0.5 | 4 |" in report and "Partial" not in report
+    assert "| train full |" in report and (tmp_path / "results" / "distill_compare.png").stat().st_size > 1000
+    (out / "results.jsonl").write_text("".join(line + "\n" for line in (out / "results.jsonl").read_text().splitlines()[:2]))
+    experiment.main(["--config", str(config_path), "--results", str(tmp_path / "results"), "--report-only"])
+    assert "Partial: 2 of 5 students" in (tmp_path / "results" / "distill_compare.md").read_text()
 
 
 def test_config_errors_are_one_line(tmp_path):
