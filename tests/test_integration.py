@@ -55,7 +55,7 @@ def test_prune_cli_on_gsm8k(tmp_path):
 def test_cli_reports_bad_input_in_one_line(tmp_path):
     result = CliRunner().invoke(app, ["prune", "--dataset", "gsm9k", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2
-    assert result.output.strip().splitlines() == ["error: unknown dataset 'gsm9k' (known: gsm8k, math500, mmlu_pro)"]
+    assert result.output.strip().splitlines() == ["error: unknown dataset 'gsm9k' (known: gsm8k, math500, mmlu_pro, arith)"]
 
 
 def test_hook_backends_agree_on_smollm2(smollm2_dir):
