@@ -120,6 +120,7 @@ def test_cli_dry_run_prints_the_resolved_settings(tmp_path):
     ("keeps = [0.5, 1.5]", r"keeps must be numbers in \(0, 1\]"),
     ('[train]\nlearning_rate = "1e-4"', "learning_rate must be a positive number"),
     ('[teach]\nsplit = "test"', "students would be tested on their training data"),
+    ("[prune.answer]\nwindow = 8", "greedy-answer cannot use window screening"),
 ])  # fmt: skip
 def test_settings_that_would_fail_late_are_refused_up_front(tmp_path, text, message):
     path = tmp_path / "bad.toml"

@@ -66,7 +66,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "dataset": "arith",
         "methods": ["truncation", "uniform", "surprisal", "h2o", "greedy-joint", "greedy-answer"],  # cheapest first
         "teach": {"teacher": "gold", "split": "train", "limit": 64},
-        "prune": {"model": "smollm2-135m", "screen": 4, "window": 16, "rescore_every": 0},
+        "prune": {"model": "smollm2-135m", "screen": 4, "window": 16, "rescore_every": 0,
+                  "answer": {"window": 0, "neighbors": 3}},  # window screening needs the joint objective: lazy
         "rank": {"model": "smollm2-135m"},
         "train": {"student": "smollm2-135m", "steps": 24, "batch_size": 8, "learning_rate": 1e-4, "max_length": 192,
                   "eval_every": 0, "dev_limit": 20, "dev_max_new_tokens": 160, "dev_batch_size": 20,
@@ -137,6 +138,9 @@ def _check_run(config: DistillConfig, path: Path | None) -> None:
     rates = config.train.get("learning_rate")
     if not all(isinstance(r, (int, float)) and r > 0 for r in (rates if isinstance(rates, list) else [rates or 1])):
         raise PrunelensError(f"{where}: [train] learning_rate must be a positive number or a list of them")
+    if "greedy-answer" in config.methods and {**config.prune, **config.prune.get("answer", {})}.get("window"):
+        raise PrunelensError(f"{where}: greedy-answer cannot use window screening (it estimates joint costs); "
+                             "set [prune.answer] window = 0")  # fmt: skip
     teach_split, eval_split = config.teach.get("split", "test"), config.eval.get("split", "test")
     if teach_split == eval_split and not config.teach.get("chains"):
         raise PrunelensError(f"{where}: the teacher's questions ([teach] split = {teach_split!r}) are the test "
@@ -172,7 +176,10 @@ def stage_types() -> dict[str, type]:
 
 def _check_table(name: str, table: dict, path: Path | None) -> None:
     known = {f.name for f in fields(stage_types()[name])}
-    unknown = sorted(set(table) - known)
+    keys = set(table)
+    if name == "prune":  # [prune.answer]: greedy-answer's overrides of [prune]
+        keys = (keys - {"answer"}) | set(table.get("answer", {}))
+    unknown = sorted(keys - known)
     if unknown:
         raise PrunelensError(f"{path or 'preset'}: [{name}] has unknown key(s) {', '.join(unknown)}")
 
@@ -223,6 +230,8 @@ class Pipeline:
         """The stage's config: the table's fields, then the values the pipeline connects."""
         config_type = stage_types()[name]
         table = {**getattr(self.config, name), **values}
+        if name == "prune":
+            table.pop("answer", None)  # [prune.answer] holds greedy-answer's overrides, applied by rankings()
         names = {f.name for f in fields(config_type)}
         if "threads" in names and table.get("threads") is None:
             table["threads"] = self.config.threads
@@ -248,8 +257,9 @@ class Pipeline:
         if method in GREEDY_METHODS:
             from prunelens.pruning.run import run_pruning
 
+            overrides = self.config.prune.get("answer", {}) if method == "greedy-answer" else {}
             config = self.build("prune", chains=chains, limit=None, out=out, objective=GREEDY_METHODS[method],
-                                keep=self.greedy_keep())  # fmt: skip
+                                keep=self.greedy_keep(), **overrides)  # fmt: skip
             self.stage(f"rank {method}", None, lambda: run_pruning(config, progress=False, log=self.log))
         else:
             from prunelens.rankers.run import run_rank
