@@ -100,13 +100,14 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
         os.fsync(handle.fileno())
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace a file's whole text atomically (a kill leaves the old file or the new one, never half)."""
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Replace a file's whole content (text is written as UTF-8) atomically and durably: a kill leaves the old
+    file or the new one, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    with open(staging, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    with open(staging, "wb") as handle:
+        handle.write(content.encode("utf-8") if isinstance(content, str) else content)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(staging, path)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from prunelens.errors import BadRecordError, PrunelensError
-from prunelens.jsonl import append_jsonl, read_finished
+from prunelens.jsonl import append_jsonl, read_finished, write_atomic
 from prunelens.progress import log_line, progress_bar
 from prunelens.ranking import Ranking, rankings_file
 from prunelens.selection import (
@@ -145,10 +145,7 @@ def check_settings(out_dir: Path, job: str, config) -> None:
 
 def write_settings(out_dir: Path, saved: dict) -> None:
     """Write run.json atomically (a kill never leaves half a file)."""
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    staging = Path(out_dir) / f"{CONFIG_NAME}.tmp{os.getpid()}"
-    staging.write_text(json.dumps(saved, indent=2, default=str))
-    os.replace(staging, Path(out_dir) / CONFIG_NAME)
+    write_atomic(Path(out_dir) / CONFIG_NAME, json.dumps(saved, indent=2, default=str))
 
 
 def record_settings(out_dir: Path, job: str, config) -> None:

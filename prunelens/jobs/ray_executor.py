@@ -23,7 +23,6 @@ example they belong to; the loop needs about as many lines as the pool's bookkee
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import re
 import tempfile
@@ -32,7 +31,7 @@ from collections import deque
 from pathlib import Path
 
 from prunelens.errors import BadRecordError, PrunelensError, reason
-from prunelens.jsonl import append_jsonl, read_finished
+from prunelens.jsonl import append_jsonl, read_finished, write_atomic, write_jsonl
 from prunelens.progress import progress_bar
 from prunelens.ranking import rankings_file
 
@@ -90,24 +89,13 @@ def init_error(error) -> str:
     return re.sub(r"^(?:\w+\.)+(?=\w+: )", "", last)  # prunelens.errors.PrunelensError: … → PrunelensError: …
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    with open(staging, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(staging, path)
-
-
 def in_selection_order(records_path: Path, new_ids: list[str]) -> None:
     """Rewrite ``rankings.jsonl`` with this run's records in selection order (earlier records first, as
     they were): what the local loop writes. Atomic, so a kill leaves the old or the new file."""
     records, new = read_finished(records_path), set(new_ids)
     by_id = {record["id"]: record for record in records}
     ordered = [r for r in records if r["id"] not in new] + [by_id[i] for i in new_ids if i in by_id]
-    text = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in ordered)
-    write_bytes_atomic(records_path, text.encode("utf-8"))
+    write_jsonl(records_path, ordered)
 
 
 def process_on_ray(job, todo: list, out_dir: Path, summary, skip, progress: bool, log) -> None:
@@ -140,7 +128,7 @@ def process_on_ray(job, todo: list, out_dir: Path, summary, skip, progress: bool
                 if record is None:  # skipped
                     continue
                 for path, data in zip(type(job).part_files(out_dir, example.id), parts):
-                    write_bytes_atomic(path, data)
+                    write_atomic(path, data)
                 append_jsonl(records_path, record)
                 summary.new_ids.append(example.id)
         finally:
