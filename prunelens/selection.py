@@ -11,7 +11,7 @@ from prunelens.datasets.chains import load_chains
 from prunelens.errors import BadRecordError, PrunelensError
 from prunelens.jsonl import append_jsonl
 from prunelens.registry import BENCHMARKS
-from prunelens.settings import setting
+from prunelens.settings import folder_name, name_parts, setting
 
 SKIPPED_NAME = "skipped.jsonl"
 
@@ -39,6 +39,13 @@ class Selection:
     skip_bad: bool = setting(False, "log bad records to skipped.jsonl and go on", flag="--skip-bad")
     data_dir: Path | None = setting(None, "folder with the benchmark JSONL files")
     shard: str | None = setting(None, "K/N: only every N-th selected example, from K")
+
+    def run_folder(self, job: str, model_part: str | None = None) -> Path:
+        """The default output folder of a ``job`` run on this selection: runs/<job>-<data>-<model>-<named result
+        settings>[-<hash of the others>][-shardKofN]; ``model_part`` stands in for the model's name (e.g. "gold")."""
+        source = Path(self.chains).stem if self.chains else f"{self.dataset}-{self.split}"
+        shard = ["shard{}of{}".format(*parse_shard(self.shard))] if self.shard else []
+        return Path("runs") / "-".join([job, source, model_part or folder_name(self.model), *name_parts(self), *shard])
 
 
 def parse_shard(text: str) -> tuple[int, int]:

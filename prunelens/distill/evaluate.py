@@ -22,7 +22,7 @@ from prunelens.distill.generate import HFGenerator, Sampling, prompt_texts
 from prunelens.jsonl import append_jsonl, read_finished, write_atomic
 from prunelens.progress import log_line
 from prunelens.selection import Selection
-from prunelens.settings import folder_name, name_parts, setting
+from prunelens.settings import setting
 
 PREDICTIONS_NAME = "predictions.jsonl"
 
@@ -115,12 +115,10 @@ class EvalConfig(Selection):
     batch_size: int = setting(16, "questions per generate call", minimum=1)
     max_new_tokens: int = setting(256, "generation cap per question", result=True, minimum=1)
     threads: int | None = setting(None, "torch CPU threads (default: all cores)", minimum=1)
-    out: Path | None = setting(None, "output folder (default: runs/eval-<dataset>-<split>-<model>)")
+    out: Path | None = setting(None, "output folder (default: runs/eval-<data>-<model>-<settings>)")
 
     def output_dir(self) -> Path:
-        if self.out is not None:
-            return Path(self.out)
-        return Path("runs") / "-".join(["eval", self.dataset, self.split, folder_name(self.model), *name_parts(self)])
+        return Path(self.out) if self.out is not None else self.run_folder("eval")
 
 
 def run_evaluation(config: EvalConfig, log=log_line) -> Evaluation:

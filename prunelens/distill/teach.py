@@ -35,8 +35,8 @@ from prunelens.errors import PrunelensError
 from prunelens.jsonl import append_jsonl, read_finished
 from prunelens.progress import log_line
 from prunelens.registry import GENERATORS
-from prunelens.selection import Selection, parse_shard, select_examples, skip_recorder
-from prunelens.settings import folder_name, name_parts, setting
+from prunelens.selection import Selection, select_examples, skip_recorder
+from prunelens.settings import setting
 
 JOB = "teach"
 CHAINS_NAME = "chains.jsonl"
@@ -75,10 +75,7 @@ class TeachConfig(Selection):
         """``out``, else a folder under runs/ named by the data, the teacher and the result settings."""
         if self.out is not None:
             return Path(self.out)
-        source = Path(self.chains).stem if self.chains else f"{self.dataset}-{self.split}"
-        teacher = "gold" if self.teacher == "gold" else folder_name(self.model)
-        shard = ["shard{}of{}".format(*parse_shard(self.shard))] if self.shard else []
-        return Path("runs") / "-".join([JOB, source, teacher, *name_parts(self), *shard])
+        return self.run_folder(JOB, "gold" if self.teacher == "gold" else None)
 
     def validate(self) -> None:
         """Check the settings the CLI bounds cannot; a one-line PrunelensError."""

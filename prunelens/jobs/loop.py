@@ -30,12 +30,11 @@ from prunelens.progress import log_line, progress_bar
 from prunelens.ranking import Ranking, rankings_file
 from prunelens.selection import (
     Selection,
-    parse_shard,
     select_examples,
     skip_recorder,
     tokenized_chains,
 )
-from prunelens.settings import differences, folder_name, identity, name_parts, setting
+from prunelens.settings import differences, identity, setting
 
 CONFIG_NAME = "run.json"
 EXECUTORS = ("local", "ray")
@@ -59,11 +58,7 @@ class JobConfig(Selection):
 
     def output_dir(self) -> Path:
         """``out``, else a folder under runs/ named by the job, data, model and result settings."""
-        if self.out is not None:
-            return Path(self.out)
-        source = Path(self.chains).stem if self.chains else f"{self.dataset}-{self.split}"
-        shard = ["shard{}of{}".format(*parse_shard(self.shard))] if self.shard else []
-        return Path("runs") / "-".join([self.job, source, folder_name(self.model), *name_parts(self), *shard])
+        return Path(self.out) if self.out is not None else self.run_folder(self.job)
 
 
 @dataclass
