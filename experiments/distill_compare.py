@@ -16,14 +16,14 @@ from pathlib import Path
 from prunelens.distill.report import table
 from prunelens.distill.run import load_distill_config, run_distill
 from prunelens.errors import PrunelensError
+from prunelens.jsonl import read_finished
 from prunelens.report import markdown_table, write_report
 
 
 def stage_times(out: Path) -> str:
     """Each stage's wall time, summed over the runs that resumed it (stages.jsonl)."""
     totals: dict[str, float] = {}
-    for line in (out / "stages.jsonl").read_text().splitlines():
-        record = json.loads(line)
+    for record in read_finished(out / "stages.jsonl"):
         totals[record["stage"]] = totals.get(record["stage"], 0.0) + record["seconds"]
     rows = [(stage, f"{seconds / 60:.1f}") for stage, seconds in totals.items()]
     return markdown_table(("stage", "minutes"), rows + [("total", f"{sum(totals.values()) / 60:.1f}")])
@@ -34,7 +34,7 @@ def finished_rows(config) -> list[dict]:
     path = Path(config.out) / "results.jsonl"
     if not path.exists():
         raise PrunelensError(f"{config.out} has no evaluated student yet")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_finished(path)
 
 
 def main(argv=None):

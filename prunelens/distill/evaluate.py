@@ -88,15 +88,13 @@ def evaluate(loaded, bench: Benchmark, examples: list[Example], out_dir: Path, *
 
 def _row(tokenizer, scorer, bench: Benchmark, example: Example, generation) -> dict:
     """One question's prediction row: the completion, its grade, reasoning length and answer log-likelihood."""
-    from prunelens.datasets.prompts import build_prompt
+    from prunelens.pruning.chain import prompt_and_answer_ids
     from prunelens.pruning.objectives import Objective
 
     reasoning = bench.reasoning_of(generation.text)
     reasoning = generation.text.strip() if reasoning is None else reasoning
     reasoning_ids = tokenizer(reasoning, add_special_tokens=False)["input_ids"]
-    prompt_ids = tokenizer(build_prompt(tokenizer, bench.user_message(example)),
-                           add_special_tokens=not tokenizer.chat_template)["input_ids"]  # fmt: skip
-    answer_ids = tokenizer(bench.answer_text(example.answer), add_special_tokens=False)["input_ids"]
+    prompt_ids, answer_ids = prompt_and_answer_ids(tokenizer, bench, example)
     logprob = float(scorer.score(prompt_ids, [reasoning_ids], answer_ids, Objective.ANSWER)[0])
     return {"id": example.id, "completion": generation.text, "gold": example.answer,
             "correct": bench.is_correct(generation.text, example.answer), "finished": generation.finished,

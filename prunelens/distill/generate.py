@@ -45,6 +45,11 @@ def prompt_texts(tokenizer, bench: Benchmark, examples: list[Example]) -> list[s
     return [build_prompt(tokenizer, bench.user_message(example)) for example in examples]
 
 
+def prompt_seed(seed: int, prompt: str) -> int:
+    """The sampling seed of a request (HF: of a generate call, from its first prompt), from ``seed`` and the prompt."""
+    return zlib.crc32(f"{seed}:{prompt}".encode())
+
+
 def prompts_per_call(batch_size: int, samples: int) -> int:
     """How many prompts one generate call takes: ``batch_size // samples`` sequences' worth, at least one
     (a prompt's samples are never split across calls)."""
@@ -103,7 +108,7 @@ class HFGenerator:
         devices = [self.model.device] if self.model.device.type == "cuda" else []
         with torch.inference_mode(), torch.random.fork_rng(devices=devices, enabled=sample):  # the caller's RNG stays
             if sample:
-                torch.manual_seed(zlib.crc32(f"{sampling.seed}:{prompts[0]}".encode()))
+                torch.manual_seed(prompt_seed(sampling.seed, prompts[0]))
             output = self.model.generate(
                 **encoded,
                 max_new_tokens=sampling.max_new_tokens,

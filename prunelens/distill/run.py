@@ -21,6 +21,7 @@ per record and per student:
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import dataclass, field, fields
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from prunelens.errors import PrunelensError
+from prunelens.jsonl import append_jsonl, read_finished, write_jsonl
 from prunelens.progress import log_line
 from prunelens.settings import setting
 
@@ -105,7 +107,7 @@ def load_distill_config(path: Path | None = None, preset: str = "cpu") -> Distil
     preset, an unreadable file or an unknown key."""
     if preset not in PRESETS:
         raise PrunelensError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
-    values = json.loads(json.dumps(PRESETS[preset]))  # a deep copy
+    values = copy.deepcopy(PRESETS[preset])
     for key, value in _read_config_file(path).items() if path is not None else ():
         if key in STAGE_TABLES and isinstance(value, dict):
             values.setdefault(key, {}).update(value)
@@ -135,8 +137,7 @@ def _check_run(config: DistillConfig, path: Path | None) -> None:
                                  f"{', '.join(n for n in RANKERS.names() if n != 'greedy')})")  # fmt: skip
     if not config.keeps or not all(isinstance(k, (int, float)) and 0 < k <= 1 for k in config.keeps):
         raise PrunelensError(f"{where}: keeps must be numbers in (0, 1], got {config.keeps!r}")
-    rates = config.train.get("learning_rate")
-    if not all(isinstance(r, (int, float)) and r > 0 for r in (rates if isinstance(rates, list) else [rates or 1])):
+    if not all(isinstance(r, (int, float)) and r > 0 for r in learning_rates(config) if r is not None):
         raise PrunelensError(f"{where}: [train] learning_rate must be a positive number or a list of them")
     if "greedy-answer" in config.methods and {**config.prune, **config.prune.get("answer", {})}.get("window"):
         raise PrunelensError(f"{where}: greedy-answer cannot use window screening (it estimates joint costs); "
@@ -216,8 +217,6 @@ class Pipeline:
         """Run ``action`` (every stage resumes by itself, so a finished one returns its saved result at once) and
         append {stage, seconds, complete_before} to stages.jsonl (complete_before None: records resume one by
         one, so the stage itself does not know)."""
-        from prunelens.jsonl import append_jsonl
-
         self.log(f"[{name}] " + {True: "complete: reading its results", False: "running",
                                  None: "running (finished records are skipped)"}[done])  # fmt: skip
         started = time.perf_counter()
@@ -282,7 +281,6 @@ class Pipeline:
         """Copy multiple-choice options from the teacher's chains into compressed chains (rankings hold no options,
         and a student must see the choices its answer letter refers to)."""
         from prunelens.compress import chains_path
-        from prunelens.jsonl import read_finished, write_jsonl
 
         options = {row["id"]: row["options"] for row in read_finished(self.out / "teach" / "chains.jsonl")
                    if row.get("options")}  # fmt: skip
@@ -314,8 +312,7 @@ class Pipeline:
         """Fine-tune one student per learning rate on ``chains``, evaluate the best by dev accuracy."""
         from prunelens.distill.sft import train_student
 
-        rates = self.config.train.get("learning_rate")
-        rates = rates if isinstance(rates, list) else [rates] if rates is not None else [None]
+        rates = learning_rates(self.config)
         trained = []
         for rate in rates:
             folder = name if len(rates) == 1 else f"{name}-lr{rate:g}"
@@ -328,7 +325,7 @@ class Pipeline:
             trained.append((summary, config))
         summary, config = max(trained, key=lambda pair: _dev_accuracy(pair[0]))
         evaluation = self.evaluate(name, config.out / "model")
-        rows = [json.loads(line) for line in Path(chains).read_text().splitlines() if line.strip()]
+        rows = read_finished(chains)
         lengths = [row["student_tokens"] for row in rows if "student_tokens" in row]
         return StudentResult(name, method, keep, evaluation, len(rows),
                              sum(lengths) / len(lengths) if lengths else None)  # fmt: skip
@@ -368,6 +365,12 @@ class Pipeline:
         from prunelens.distill.report import write_distill_report
 
         write_distill_report(self.out, [r.to_dict() for r in self.results])
+
+
+def learning_rates(config: DistillConfig) -> list[float | None]:
+    """The ``[train] learning_rate`` values, one student each (None: TrainConfig's default)."""
+    rates = config.train.get("learning_rate")
+    return rates if isinstance(rates, list) else [rates]
 
 
 def _dev_accuracy(summary) -> tuple[float, float]:

@@ -10,10 +10,8 @@ afterwards (``prunelens.distill.generate.cut_completion``): the same texts, at t
 
 from __future__ import annotations
 
-import zlib
-
 from prunelens.datasets.base import Benchmark
-from prunelens.distill.generate import Generation, Sampling, cut_completion
+from prunelens.distill.generate import Generation, Sampling, cut_completion, prompt_seed
 from prunelens.errors import PrunelensError
 
 
@@ -71,8 +69,3 @@ class VLLMGenerator:
         """One ``vllm.CompletionOutput``: finish_reason "stop" without stop strings means end-of-sequence."""
         return cut_completion(self.tokenizer, bench, completion.text, len(completion.token_ids),
                               completion.finish_reason == "stop")  # fmt: skip
-
-
-def prompt_seed(seed: int, prompt: str) -> int:
-    """The sampling seed of one prompt's request."""
-    return zlib.crc32(f"{seed}:{prompt}".encode())

@@ -38,20 +38,17 @@ def tokenize_chain(tokenizer, bench: Benchmark, example: Example, max_positions:
         raise BadRecordError(example.id, "empty reasoning (nothing to prune)")
     if not str(example.answer).strip():
         raise BadRecordError(example.id, "missing answer")
-    prompt = build_prompt(tokenizer, bench.user_message(example))
-    answer_text = bench.answer_text(str(example.answer))
-    prompt_ids = tokenizer(prompt, add_special_tokens=not tokenizer.chat_template)["input_ids"]
-    answer_ids = tokenizer(answer_text, add_special_tokens=False)["input_ids"]
+    prompt_ids, answer_ids = prompt_and_answer_ids(tokenizer, bench, example)
     reasoning_ids, offsets = _ids_and_offsets(tokenizer, example.reasoning)
     if not reasoning_ids:
         raise BadRecordError(example.id, "empty reasoning (no tokens)")
     chain = TokenizedChain(
         example.id,
-        list(prompt_ids),
+        prompt_ids,
         reasoning_ids,
-        list(answer_ids),
+        answer_ids,
         example.reasoning,
-        answer_text,
+        bench.answer_text(str(example.answer)),
         offsets,
         _tile(example.reasoning, offsets),
     )
@@ -60,6 +57,15 @@ def tokenize_chain(tokenizer, bench: Benchmark, example: Example, max_positions:
             example.id, f"sequence of {chain.total_len} tokens exceeds the model's context of {max_positions}"
         )
     return chain
+
+
+def prompt_and_answer_ids(tokenizer, bench: Benchmark, example: Example) -> tuple[list[int], list[int]]:
+    """The ids around the reasoning, as pruning scores them: the prompt (with the tokenizer's special tokens only
+    when there is no chat template, which writes its own) and the answer segment (none)."""
+    prompt = build_prompt(tokenizer, bench.user_message(example))
+    prompt_ids = tokenizer(prompt, add_special_tokens=not tokenizer.chat_template)["input_ids"]
+    answer_ids = tokenizer(bench.answer_text(str(example.answer)), add_special_tokens=False)["input_ids"]
+    return list(prompt_ids), list(answer_ids)
 
 
 def _ids_and_offsets(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
