@@ -10,7 +10,7 @@ from prunelens.errors import PrunelensError
 from prunelens.progress import log_line
 from prunelens.ranking import Ranking
 from prunelens.selection import split_ids
-from prunelens.settings import setting
+from prunelens.settings import THREADS_HELP, setting
 
 
 @dataclass
@@ -25,7 +25,7 @@ class DemoConfig:
     baselines: list[str] = setting(default_factory=lambda: ["surprisal", "h2o"], cli_type=str, parse=split_ids,
                                    help="comma-separated rankers shown beside greedy")  # fmt: skip
     out: Path = setting(Path("runs/demo"), "output folder: one subfolder per method")
-    threads: int | None = setting(None, "torch CPU threads (default: all cores)", minimum=1)
+    threads: int | None = setting(None, THREADS_HELP, minimum=1)
 
     def output_dir(self) -> Path:
         return Path(self.out)

@@ -21,6 +21,8 @@ from dataclasses import MISSING, Field, field, fields
 from pathlib import Path
 from typing import Annotated, Any, get_type_hints
 
+THREADS_HELP = "torch CPU threads (default: OMP_NUM_THREADS, else all cores; 1 when sharing cores)"
+
 
 def setting(
     default: Any = MISSING,

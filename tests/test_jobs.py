@@ -2,6 +2,7 @@
 errors, merge, surrogate warnings, progress lines and --threads (tiny saved model, tiny chains)."""
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 
 from prunelens.cli import app
 from prunelens.errors import PrunelensError
+from prunelens.jobs.loop import set_threads
 from prunelens.jobs.merge import merge_runs
 from prunelens.probes.run import FeaturesConfig, run_features
 from prunelens.probes.store import open_features
@@ -350,6 +352,14 @@ def test_threads_option_sets_torch_threads_during_the_run(tmp_path, chains, tiny
                                       "--steps", "1", "--threads", "1", "--out", str(tmp_path / "out"), "--no-show"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert seen == [1]
+
+
+@pytest.mark.parametrize("env, expected", [("1", 1), ("3", 3), ("", None), ("0", None), ("many", None)])
+def test_without_threads_torch_follows_omp_num_threads(monkeypatch, env, expected):
+    # a user sharing cores sets OMP_NUM_THREADS=1; a job without --threads used to override it with all cores
+    monkeypatch.setenv("OMP_NUM_THREADS", env)
+    set_threads(None)
+    assert torch.get_num_threads() == (expected or os.cpu_count())
 
 
 # 10. printed chains

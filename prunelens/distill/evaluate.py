@@ -22,7 +22,7 @@ from prunelens.distill.generate import HFGenerator, Sampling, prompt_texts
 from prunelens.jsonl import append_jsonl, read_finished, write_atomic
 from prunelens.progress import log_line
 from prunelens.selection import Selection
-from prunelens.settings import setting
+from prunelens.settings import THREADS_HELP, setting
 
 PREDICTIONS_NAME = "predictions.jsonl"
 
@@ -112,7 +112,7 @@ class EvalConfig(Selection):
     limit: int | None = setting(200, "only the first N selected questions", result=True, minimum=0)
     batch_size: int = setting(16, "questions per generate call", minimum=1)
     max_new_tokens: int = setting(256, "generation cap per question", result=True, minimum=1)
-    threads: int | None = setting(None, "torch CPU threads (default: all cores)", minimum=1)
+    threads: int | None = setting(None, THREADS_HELP, minimum=1)
     out: Path | None = setting(None, "output folder (default: runs/eval-<data>-<model>-<settings>)")
 
     def output_dir(self) -> Path:

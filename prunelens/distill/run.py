@@ -48,7 +48,7 @@ class DistillConfig:
     keeps: list[float] = setting(default_factory=lambda: [0.5, 0.7], help="keep fractions in student tokens")
     full: bool = setting(True, "also train a student on the unpruned chains")
     zero_shot: bool = setting(True, "also evaluate the untrained student")
-    threads: int | None = setting(None, "torch CPU threads for every stage (default: all cores)")
+    threads: int | None = setting(None, "torch CPU threads for every stage (default: OMP_NUM_THREADS, else all cores)")
     teach: dict = setting(default_factory=dict, help="TeachConfig fields")
     prune: dict = setting(default_factory=dict, help="PruneConfig fields for the greedy methods")
     rank: dict = setting(default_factory=dict, help="RankConfig fields for the other rankers")

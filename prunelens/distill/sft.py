@@ -33,7 +33,7 @@ from prunelens.distill.evaluate import evaluate
 from prunelens.errors import BadRecordError, PrunelensError
 from prunelens.jsonl import write_atomic
 from prunelens.progress import log_line
-from prunelens.settings import folder_name, name_parts, setting
+from prunelens.settings import THREADS_HELP, folder_name, name_parts, setting
 
 JOB = "train"
 SUMMARY_NAME = "train.json"
@@ -73,7 +73,7 @@ class TrainConfig:
     bf16: bool = setting(False, "bf16 mixed precision (default: float32)", result=True, flag="--bf16")
     gradient_checkpointing: bool = setting(True, "recompute activations in the backward pass (less memory, slower)")
     device: str = setting("cpu", "cpu | cuda | auto")
-    threads: int | None = setting(None, "torch CPU threads (default: all cores; 1 when sharing cores)", minimum=1)
+    threads: int | None = setting(None, THREADS_HELP, minimum=1)
     data_dir: Path | None = setting(None, "folder with the benchmark JSONL files (for the dev split)")
     out: Path | None = setting(None, "output folder (default: runs/train-<chains dir>-<chains>-<student>-<settings>)")
 

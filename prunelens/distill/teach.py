@@ -36,7 +36,7 @@ from prunelens.jsonl import append_jsonl, read_finished
 from prunelens.progress import log_line
 from prunelens.registry import GENERATORS
 from prunelens.selection import Selection, select_examples, skip_recorder
-from prunelens.settings import setting
+from prunelens.settings import THREADS_HELP, setting
 
 JOB = "teach"
 CHAINS_NAME = "chains.jsonl"
@@ -63,7 +63,7 @@ class TeachConfig(Selection):
     batch_size: int = setting(8, "sequences (questions x samples) per generate call; a question's samples share one",
                               minimum=1)  # fmt: skip
     generator: str = setting("hf", GENERATORS.choices())
-    threads: int | None = setting(None, "torch CPU threads (default: all cores; 1 when sharing cores)", minimum=1)
+    threads: int | None = setting(None, THREADS_HELP, minimum=1)
     out: Path | None = setting(None, "output folder (default: runs/teach-<data>-<teacher model | gold>-<settings>)")
 
     @property

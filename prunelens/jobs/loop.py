@@ -34,7 +34,7 @@ from prunelens.selection import (
     skip_recorder,
     tokenized_chains,
 )
-from prunelens.settings import differences, identity, setting
+from prunelens.settings import THREADS_HELP, differences, identity, setting
 
 CONFIG_NAME = "run.json"
 EXECUTORS = ("local", "ray")
@@ -47,7 +47,7 @@ class JobConfig(Selection):
     job: ClassVar[str] = ""  # the job type's name: first part of the default output folder
 
     out: Path | None = setting(None, "output folder (default: runs/<job>-<data>-<model>-<settings>)")
-    threads: int | None = setting(None, "torch CPU threads (default: all cores; 1 when sharing cores)", minimum=1)
+    threads: int | None = setting(None, THREADS_HELP, minimum=1)
     executor: str = setting("local", "local: this process | ray: a pool of Ray actors (needs the ray extra)")
     ray_address: str | None = setting(None, "with --executor ray: the cluster to join (default: start a local one)")
     workers: int | None = setting(None, "with --executor ray: actors (default: as many as the cluster's CPUs hold)",
@@ -149,10 +149,17 @@ def record_settings(out_dir: Path, job: str, config) -> None:
         write_settings(out_dir, {"job": job, "identity": identity(config), "config": asdict(config)})
 
 
+def default_threads() -> int:
+    """``OMP_NUM_THREADS`` when it is a positive number, else all cores."""
+    from_env = os.environ.get("OMP_NUM_THREADS", "")
+    return int(from_env) if from_env.isdigit() and int(from_env) > 0 else os.cpu_count() or 1
+
+
 def set_threads(threads: int | None) -> None:
+    """Give torch ``threads`` CPU threads (None: ``default_threads()``)."""
     import torch
 
-    torch.set_num_threads(threads or os.cpu_count() or 1)
+    torch.set_num_threads(threads or default_threads())
 
 
 def load_for(job: Job):
