@@ -81,6 +81,7 @@ def test_evaluate_grades_known_outputs_and_scores_the_gold_answer(monkeypatch, t
     assert (result.n, result.correct, result.accuracy) == (3, 1, pytest.approx(1 / 3))
     assert (result.ci_low, result.ci_high) == pytest.approx(wilson_interval(1, 3))
     assert result.finished == pytest.approx(2 / 3)
+    assert rows["q1"]["generated_tokens"] == 5  # the generator's count, kept as the decoding cost
     # the reasoning is the text before the marker (the whole text without one), in the model's tokens
     tokenizer = tiny_loaded.tokenizer
     assert rows["q1"]["reasoning_tokens"] == len(tokenizer("2 + 3 = 5", add_special_tokens=False)["input_ids"])

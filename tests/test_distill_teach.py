@@ -80,11 +80,12 @@ def test_keeps_one_seeded_correct_chain_and_rejects_the_rest(scripted, chains, t
     for row in rows:
         assert row["reasoning"] == random.Random(f"3:{row['id']}").choice(CORRECT[row["id"]])
     assert rows[0] == {"id": "q1", "question": "Q1?", "reasoning": rows[0]["reasoning"], "answer": "5", "teacher":
-                       "smollm2-135m", "samples": 5, "correct_samples": 3, "finished_samples": 5}  # fmt: skip
+                       "smollm2-135m", "samples": 5, "correct_samples": 3, "finished_samples": 5,
+                       "generated_tokens": sum(map(len, SCRIPT["Q1?"]))}  # fmt: skip
     assert rows[1]["correct_samples"] == 1  # "no marker but 7" is graded right but has no reasoning before "####"
     (rejected,) = read_finished(tmp_path / "out" / "rejected.jsonl")
     assert rejected == {"id": "q2", "samples": 2, "correct_samples": 0, "finished_samples": 2,
-                        "reason": "no correct sample among 2"}  # fmt: skip
+                        "generated_tokens": sum(map(len, SCRIPT["Q2?"])), "reason": "no correct sample among 2"}  # fmt: skip
     assert len(scripted.calls) == 2 and len(scripted.calls[0]) == 2  # batch_size 8 // 4 samples: 2 questions a call
     seeds = {seed: [r["reasoning"] for r in read_finished(run_teach(config(chains, tmp_path / f"s{seed}", seed=seed),
                                                                       log=lambda line: None).out_dir / "chains.jsonl")]
@@ -273,3 +274,4 @@ def test_a_sample_cut_by_the_token_cap_is_not_correct():
     assert rejected and row["correct_samples"] == 0
     row, rejected = sampled_outcome(bench, example, [cut, Generation("s\n#### 1", 5, True)], 0, "teacher")
     assert not rejected and row["reasoning"] == "s" and row["correct_samples"] == 1
+    assert row["generated_tokens"] == 10  # both samples' decoding cost

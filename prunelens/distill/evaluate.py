@@ -87,7 +87,8 @@ def evaluate(loaded, bench: Benchmark, examples: list[Example], out_dir: Path, *
 
 
 def _row(tokenizer, scorer, bench: Benchmark, example: Example, generation) -> dict:
-    """One question's prediction row: the completion, its grade, reasoning length and answer log-likelihood."""
+    """One question's prediction row: the completion, its grade, reasoning and generated lengths (tokens) and
+    answer log-likelihood."""
     from prunelens.pruning.chain import prompt_and_answer_ids
     from prunelens.pruning.objectives import Objective
 
@@ -98,7 +99,7 @@ def _row(tokenizer, scorer, bench: Benchmark, example: Example, generation) -> d
     logprob = float(scorer.score(prompt_ids, [reasoning_ids], answer_ids, Objective.ANSWER)[0])
     return {"id": example.id, "completion": generation.text, "gold": example.answer,
             "correct": bench.is_correct(generation.text, example.answer), "finished": generation.finished,
-            "reasoning_tokens": len(reasoning_ids), "answer_logprob": logprob}  # fmt: skip
+            "reasoning_tokens": len(reasoning_ids), "generated_tokens": generation.new_tokens, "answer_logprob": logprob}  # fmt: skip
 
 
 EVALUATION_NAME = "evaluation.json"

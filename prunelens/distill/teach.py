@@ -9,10 +9,12 @@ none is dropped.
 
 Output folder (default ``runs/teach-<dataset>-<split>-<teacher model | gold>-<settings>``):
 
-- ``chains.jsonl``: {id, question, reasoning, answer, teacher, samples, correct_samples, finished_samples}
-  (+ options for multiple choice): the kept sample's reasoning before its marker, and the *gold* answer;
+- ``chains.jsonl``: {id, question, reasoning, answer, teacher, samples, correct_samples, finished_samples,
+  generated_tokens (all samples' decoded tokens)} (+ options for multiple choice): the kept sample's
+  reasoning before its marker, and the *gold* answer;
   ``prunelens prune --chains`` and ``prunelens rank --chains`` read it (with the same ``--dataset``);
-- ``rejected.jsonl``: {id, samples, correct_samples: 0, finished_samples, reason} per dropped question;
+- ``rejected.jsonl``: {id, samples, correct_samples: 0, finished_samples, generated_tokens, reason} per
+  dropped question;
 - ``run.json``: the result settings; a rerun resumes (ids in either file are done) and a folder made with
   other result settings is refused.
 
@@ -149,7 +151,8 @@ def sampled_outcome(bench: Benchmark, example: Example, samples, seed: int, teac
     correct = [s for s in samples  # a sample cut by the token cap may stop inside its answer ("#### 1" of "#### 12")
                if s.finished and bench.reasoning_of(s.text) and bench.is_correct(s.text, example.answer)]
     counts = {"samples": len(samples), "correct_samples": len(correct),
-              "finished_samples": sum(s.finished for s in samples)}  # fmt: skip
+              "finished_samples": sum(s.finished for s in samples),
+              "generated_tokens": sum(s.new_tokens for s in samples)}  # fmt: skip
     if not correct:
         return {**counts, "reason": f"no correct sample among {len(samples)}"}, True
     chosen = random.Random(f"{seed}:{example.id}").choice(correct)
@@ -158,7 +161,7 @@ def sampled_outcome(bench: Benchmark, example: Example, samples, seed: int, teac
 
 def gold_outcome(example: Example) -> tuple[dict, bool]:
     """(row, rejected) for the dataset's own chain of one question."""
-    counts = {"samples": 0, "correct_samples": 0, "finished_samples": 0}
+    counts = {"samples": 0, "correct_samples": 0, "finished_samples": 0, "generated_tokens": 0}
     if not (example.reasoning or "").strip():
         return {**counts, "reason": "no gold reasoning in the dataset"}, True
     return {"reasoning": example.reasoning.strip(), "teacher": "gold", **counts}, False
