@@ -117,12 +117,19 @@ def _view(config):
     typer.echo(f"{page} ({page.stat().st_size / 1e6:.2f} MB): open it in a browser")
 
 
+def _bench(config):
+    from prunelens.pruning.benchmark import run_benchmark
+
+    typer.echo(run_benchmark(config, log=log_line))
+
+
 def _register_job_commands():
     from prunelens.annotate.audit import AuditConfig
     from prunelens.annotate.run import AnnotateConfig, StabilityConfig
     from prunelens.compress import CompressConfig
     from prunelens.demo import DemoConfig
     from prunelens.probes.run import FeaturesConfig
+    from prunelens.pruning.benchmark import BenchConfig
     from prunelens.pruning.run import PruneConfig
     from prunelens.rankers.run import RankConfig
     from prunelens.settings import cli_command
@@ -148,6 +155,8 @@ def _register_job_commands():
          "Rate pruned chains at each keep fraction with an LLM judge (comprehensibility, SFT suitability)."),
         ("view", ViewConfig, _view, None,
          "One self-contained HTML page comparing rankings folders of the same chains at any keep fraction."),
+        ("bench", BenchConfig, _bench, None,
+         "Benchmark naive vs fast exact vs approximate greedy scoring against the rounding floor (a Markdown table)."),
     )  # fmt: skip
     for name, config_type, run, extra, help_text in commands:
         app.command(name, help=help_text)(cli_command(config_type, run, extra, fail))
@@ -244,21 +253,6 @@ def merge(
     except KeyboardInterrupt:
         fail(f"interrupted; rerun the same merge to finish {out}", 130)
     typer.echo(f"{count} records in {out}")
-
-
-@app.command()
-def bench(
-    n: Annotated[int, typer.Option(help="GSM8K test chains")] = 3,
-    keep: float = 0.5,
-    token_budget: int = 1024,
-    synthetic_tokens: Annotated[int, typer.Option(help="length of the synthetic long chain (0 skips it)")] = 500,
-    out: Annotated[Path, typer.Option(help="Markdown report")] = Path("results/bench_pruning.md"),
-):
-    """Benchmark naive vs fast exact vs approximate scoring (same as experiments/bench_pruning.py)."""
-    from prunelens.pruning.benchmark import BenchConfig, run_benchmark
-
-    config = BenchConfig(n=n, keep=keep, token_budget=token_budget, synthetic_tokens=synthetic_tokens, out=str(out))
-    typer.echo(run_benchmark(config, log=log_line))
 
 
 Features = Annotated[Path, typer.Option(help="feature store (folder or features.nc)")]

@@ -159,3 +159,28 @@ def test_long_chain_benchmark_runs_small(tmp_path, tiny_model_dir):
     with pytest.raises(SystemExit, match=r"needs \d+ positions; the model has 400"):
         module.main(["--model", str(tiny_model_dir), "--lengths", "300", "500", "--modes", "fast", "--in-process",
                      "--out-dir", str(out)])  # fmt: skip
+
+
+def test_bench_refuses_unknown_modes_and_objectives_in_one_line():
+    from typer.testing import CliRunner
+
+    from prunelens.cli import app
+
+    for args, problem in ((["--modes", "fast,fsat"], "unknown benchmark mode 'fsat'"),
+                          (["--objective", "jiont"], "unknown objective 'jiont'")):  # fmt: skip
+        result = CliRunner().invoke(app, ["bench", *args])
+        lines = result.output.strip().splitlines()
+        assert result.exit_code != 0 and len(lines) == 1 and problem in lines[0], result.output
+
+
+def test_bench_chains_are_the_first_n_within_max_tokens():
+    from prunelens.datasets import Example
+    from prunelens.selection import ids_by_length
+
+    def words(text, add_special_tokens=False):
+        return {"input_ids": text.split()}
+
+    lengths = [5, 90, 3, 80, 81, 7]
+    examples = [Example(f"e{i}", "q", "1", " ".join(["w"] * k)) for i, k in enumerate(lengths)]
+    assert ids_by_length(examples, words, 1, 80, 3) == ["e0", "e2", "e3"]  # 90 and 81 are skipped, 80 is in
+    assert ids_by_length(examples, words, 1, 80, 10) == ["e0", "e2", "e3", "e5"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prunelens.errors import PrunelensError
 from prunelens.memory import PeakMemory
 from prunelens.progress import log_line
 from prunelens.pruning.compare import DEFAULT_BANDS, hit_at_s, kendall_tau
@@ -20,6 +21,8 @@ from prunelens.pruning.greedy import EXACT, Approximation, greedy_prune
 from prunelens.pruning.keep import kept_positions
 from prunelens.pruning.scorers import make_scorer
 from prunelens.report import markdown_table
+from prunelens.selection import ids_by_length, split_ids
+from prunelens.settings import setting
 
 
 @dataclass(frozen=True)
@@ -235,17 +238,30 @@ def per_chain_table(chains, results, reference: str = "naive", exact: str = "fas
 
 @dataclass
 class BenchConfig:
-    n: int = 3
-    keep: float = 0.5
-    objective: str = "joint"
-    token_budget: int = 1024
-    modes: tuple[str, ...] = tuple(m.name for m in DEFAULT_MODES)
-    synthetic_tokens: int = 500
-    synthetic_steps: int = 2
-    out: str | None = "results/bench_pruning.md"
-    pareto: str | None = "results/bench_pruning_pareto.png"
-    surrogate_chains: int = 40
-    surrogate_dir: str = "runs/bench-surrogate"
+    """`prunelens bench` (and experiments/bench_pruning.py): which chains, which modes, where the report goes."""
+
+    n: int = setting(3, "GSM8K test gold chains (the first ones within --max-tokens)", minimum=1)
+    max_tokens: int | None = setting(None, "skip test chains with more reasoning tokens (default: take the first n)",
+                                     minimum=1)  # fmt: skip
+    keep: float = setting(0.5, "keep fraction greedy prunes to", minimum=0.0, maximum=1.0)
+    objective: str = setting("joint", "joint | answer")
+    token_budget: int = setting(1024, "tokens per scorer forward (bounds memory)", minimum=1)
+    modes: list[str] = setting(default_factory=lambda: [m.name for m in DEFAULT_MODES], cli_type=str,
+                               parse=split_ids, help="comma-separated modes (the floor, fast bf16, always runs)")  # fmt: skip
+    synthetic_tokens: int = setting(500, "length of the synthetic long chain (0 skips it)", minimum=0)
+    synthetic_steps: int = setting(2, "greedy steps measured on the synthetic chain", minimum=1)
+    out: str | None = setting("results/bench_pruning.md", "Markdown report path")
+    pareto: str | None = setting("results/bench_pruning_pareto.png", "Pareto plot path")
+    surrogate_chains: int = setting(40, "GSM8K train chains the screening surrogate is trained on", minimum=1)
+    surrogate_dir: str = setting("runs/bench-surrogate", "where the screening surrogate is cached")
+
+    def __post_init__(self):
+        known = [m.name for m in DEFAULT_MODES]
+        unknown = [m for m in self.modes if m not in known]
+        if unknown:
+            raise PrunelensError(f"unknown benchmark mode {unknown[0]!r}; known: {', '.join(known)}")
+        if self.objective not in ("joint", "answer"):
+            raise PrunelensError(f"unknown objective {self.objective!r}; known: joint, answer")
 
 
 def benchmark_surrogate(count: int, folder: Path, log=log_line) -> Path:
@@ -303,7 +319,12 @@ def run_benchmark(config: BenchConfig, log=log_line) -> str:
     stage = time.perf_counter()
     loaded = load_model("smollm2-135m")
     bench = get_benchmark("gsm8k")
-    examples = load_examples("gsm8k", "test")[: config.n]
+    examples = load_examples("gsm8k", "test")
+    if config.max_tokens is None:
+        examples = examples[: config.n]
+    else:
+        wanted = set(ids_by_length(examples, loaded.tokenizer, 1, config.max_tokens, config.n))
+        examples = [e for e in examples if e.id in wanted]
     chains = [tokenize_chain(loaded.tokenizer, bench, e, loaded.max_positions) for e in examples]
     modes = [m for m in DEFAULT_MODES if m.name in config.modes or m.name == FLOOR]  # the floor always runs
     predictor, surrogate_note = None, []
@@ -322,7 +343,8 @@ def run_benchmark(config: BenchConfig, log=log_line) -> str:
     results = run_modes(loaded, chains, modes, config.objective, config.keep, config.token_budget, progress=log,
                         predictor=predictor)  # fmt: skip
     report = [
-        f"# Greedy pruning benchmark: smollm2-135m, {len(chains)} GSM8K test gold chains, objective "
+        f"# Greedy pruning benchmark: smollm2-135m, {len(chains)} GSM8K test gold chains"
+        f"{'' if config.max_tokens is None else f' of at most {config.max_tokens} reasoning tokens'}, objective "
         f"{config.objective}, keep {config.keep}, token budget {config.token_budget}",
         "",
         f"Machine: {torch.get_num_threads()} threads, measured float32 matmul {flops / 1e9:.1f} GFLOP/s; "
