@@ -1,6 +1,6 @@
 """Benchmark greedy-pruning scorers: naive vs fast exact vs approximate modes (prints a Markdown table).
 
-    python experiments/bench_pruning.py --n 3            # the same as: prunelens bench --n 3
+    python experiments/bench_pruning.py            # the same as: prunelens bench (5 chains, ~45 min)
 
 The options are `prunelens bench`'s (``--help``). The floor mode (fast bf16) always runs; surrogate-screening
 modes train their surrogate once (on GSM8K train chains, --surrogate-chains) and reuse it from --surrogate-dir.

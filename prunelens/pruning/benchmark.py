@@ -240,15 +240,16 @@ def per_chain_table(chains, results, reference: str = "naive", exact: str = "fas
 class BenchConfig:
     """`prunelens bench` (and experiments/bench_pruning.py): which chains, which modes, where the report goes."""
 
-    n: int = setting(3, "GSM8K test gold chains (the first ones within --max-tokens)", minimum=1)
-    max_tokens: int | None = setting(None, "skip test chains with more reasoning tokens (default: take the first n)",
-                                     minimum=1)  # fmt: skip
+    n: int = setting(5, "GSM8K test gold chains (the first ones within --max-tokens)", minimum=1)
+    max_tokens: int = setting(80, "skip test chains with more reasoning tokens (0: no limit; naive exact on a "
+                              "125-token chain takes about 25 min on 2 cores)", minimum=0)  # fmt: skip
     keep: float = setting(0.5, "keep fraction greedy prunes to", minimum=0.0, maximum=1.0)
     objective: str = setting("joint", "joint | answer")
     token_budget: int = setting(1024, "tokens per scorer forward (bounds memory)", minimum=1)
     modes: list[str] = setting(default_factory=lambda: [m.name for m in DEFAULT_MODES], cli_type=str,
                                parse=split_ids, help="comma-separated modes (the floor, fast bf16, always runs)")  # fmt: skip
-    synthetic_tokens: int = setting(500, "length of the synthetic long chain (0 skips it)", minimum=0)
+    synthetic_tokens: int = setting(0, "length of a synthetic long chain to time a few steps on (0: none; "
+                                    "experiments/bench_long_chains.py measures long chains)", minimum=0)
     synthetic_steps: int = setting(2, "greedy steps measured on the synthetic chain", minimum=1)
     out: str | None = setting("results/bench_pruning.md", "Markdown report path")
     pareto: str | None = setting("results/bench_pruning_pareto.png", "Pareto plot path")
@@ -320,7 +321,7 @@ def run_benchmark(config: BenchConfig, log=log_line) -> str:
     loaded = load_model("smollm2-135m")
     bench = get_benchmark("gsm8k")
     examples = load_examples("gsm8k", "test")
-    if config.max_tokens is None:
+    if not config.max_tokens:
         examples = examples[: config.n]
     else:
         wanted = set(ids_by_length(examples, loaded.tokenizer, 1, config.max_tokens, config.n))
@@ -344,7 +345,7 @@ def run_benchmark(config: BenchConfig, log=log_line) -> str:
                         predictor=predictor)  # fmt: skip
     report = [
         f"# Greedy pruning benchmark: smollm2-135m, {len(chains)} GSM8K test gold chains"
-        f"{'' if config.max_tokens is None else f' of at most {config.max_tokens} reasoning tokens'}, objective "
+        f"{'' if not config.max_tokens else f' of at most {config.max_tokens} reasoning tokens'}, objective "
         f"{config.objective}, keep {config.keep}, token budget {config.token_budget}",
         "",
         f"Machine: {torch.get_num_threads()} threads, measured float32 matmul {flops / 1e9:.1f} GFLOP/s; "
