@@ -65,12 +65,12 @@ def main(argv=None):
     planned = int(config.zero_shot) + int(config.full) + len(config.methods) * len(config.keeps)
     partial = (f"**Partial: {len(rows)} of {planned} students evaluated so far**; the run resumes with the same command."
                if len(rows) < planned else "")  # fmt: skip
-    write_report(args.results / "distill_compare.md", "\n\n".join([
+    write_report(args.results / "distill_compare.md", "\n\n".join(part for part in [
         f"# Distillation at matched reasoning length ({args.preset} preset)", partial,
         f"Command: `{command}`; run folder `{out}`. Settings: "
         f"`{json.dumps({k: v for k, v in vars(config).items() if k != 'out'}, default=str)}`.",
         table(rows), "![students](distill_compare.png)" if figure.exists() else "",
-        "## Wall time per stage", stage_times(out)]) + "\n")  # fmt: skip
+        "## Wall time per stage", stage_times(out)] if part) + "\n")  # fmt: skip
 
 if __name__ == "__main__":
     main()
