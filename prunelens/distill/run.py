@@ -31,7 +31,7 @@ from typing import Any
 from prunelens.errors import PrunelensError
 from prunelens.jsonl import append_jsonl, read_finished, write_jsonl
 from prunelens.progress import log_line
-from prunelens.settings import setting
+from prunelens.settings import THREADS_HELP, setting
 
 GREEDY_METHODS = {"greedy-joint": "joint", "greedy-answer": "answer"}
 STAGE_TABLES = ("teach", "prune", "rank", "train", "eval")
@@ -48,7 +48,7 @@ class DistillConfig:
     keeps: list[float] = setting(default_factory=lambda: [0.5, 0.7], help="keep fractions in student tokens")
     full: bool = setting(True, "also train a student on the unpruned chains")
     zero_shot: bool = setting(True, "also evaluate the untrained student")
-    threads: int | None = setting(None, "torch CPU threads for every stage (default: OMP_NUM_THREADS, else all cores)")
+    threads: int | None = setting(None, f"every stage's {THREADS_HELP}")
     teach: dict = setting(default_factory=dict, help="TeachConfig fields")
     prune: dict = setting(default_factory=dict, help="PruneConfig fields for the greedy methods")
     rank: dict = setting(default_factory=dict, help="RankConfig fields for the other rankers")

@@ -7,6 +7,7 @@ objective (rescored in the loaded dtype) is at least exact's at every keep fract
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from prunelens.progress import log_line
 from prunelens.pruning.compare import DEFAULT_BANDS, hit_at_s, kendall_tau
 from prunelens.pruning.greedy import EXACT, Approximation, greedy_prune
 from prunelens.pruning.keep import kept_positions
+from prunelens.pruning.objectives import Objective
 from prunelens.pruning.scorers import make_scorer
 from prunelens.report import markdown_table
 from prunelens.selection import ids_by_length, split_ids
@@ -261,8 +263,7 @@ class BenchConfig:
         unknown = [m for m in self.modes if m not in known]
         if unknown:
             raise PrunelensError(f"unknown benchmark mode {unknown[0]!r}; known: {', '.join(known)}")
-        if self.objective not in ("joint", "answer"):
-            raise PrunelensError(f"unknown objective {self.objective!r}; known: joint, answer")
+        Objective.parse(self.objective)  # an unknown objective is one PrunelensError line
 
 
 def benchmark_surrogate(count: int, folder: Path, log=log_line) -> Path:
@@ -321,11 +322,8 @@ def run_benchmark(config: BenchConfig, log=log_line) -> str:
     loaded = load_model("smollm2-135m")
     bench = get_benchmark("gsm8k")
     examples = load_examples("gsm8k", "test")
-    if not config.max_tokens:
-        examples = examples[: config.n]
-    else:
-        wanted = set(ids_by_length(examples, loaded.tokenizer, 1, config.max_tokens, config.n))
-        examples = [e for e in examples if e.id in wanted]
+    wanted = set(ids_by_length(examples, loaded.tokenizer, 1, config.max_tokens or math.inf, config.n))
+    examples = [e for e in examples if e.id in wanted]
     chains = [tokenize_chain(loaded.tokenizer, bench, e, loaded.max_positions) for e in examples]
     modes = [m for m in DEFAULT_MODES if m.name in config.modes or m.name == FLOOR]  # the floor always runs
     predictor, surrogate_note = None, []
