@@ -214,3 +214,137 @@ def test_only_lazy_screening_rescores_the_chain_after_a_block_deletion():
         greedy_prune(scorer, [], list(range(30)), [], "joint", keep=0.5, approximation=approximation)
         calls[name] = scorer.calls.count(1)  # the base score, then one chain score per round if needed
     assert calls == {"lazy": 1 + 7, "window": 1}  # 15 deletions in 8 rounds; the last leaves no round after it
+
+
+class NoisyScorer(AdditiveScorer):
+    """An additive scorer whose scores carry fixed per-candidate noise: a stand-in for a rounded model."""
+
+    def __init__(self, values, noise, seed):
+        super().__init__(values)
+        self.noise, self.rng = noise, np.random.default_rng(seed)
+
+    def score(self, prompt_ids, candidates, answer_ids, objective, trunk=None):
+        exact = super().score(prompt_ids, candidates, answer_ids, objective, trunk)
+        return exact + self.rng.uniform(-self.noise, self.noise, len(candidates))
+
+
+def test_rounded_screening_verifies_its_best_few_exactly():
+    values = np.random.default_rng(11).permutation(40).astype(float) * 3 + 1  # costs 3 apart
+    reasoning = list(range(40))
+    exact_scorer = CountingScorer(values)
+    exact = greedy_prune(exact_scorer, [], reasoning, [], "joint", keep=0.5)
+    verifier = CountingScorer(values)
+    # noise up to ±4 swaps neighbours in the screener's order, never beyond its best three
+    rounded = greedy_prune(verifier, [], reasoning, [], "joint", keep=0.5, screener=NoisyScorer(values, 4, seed=1),
+                           approximation=Approximation(rounded="bfloat16", verify=3))  # fmt: skip
+    assert rounded.deletion_order == exact.deletion_order
+    assert rounded.step_scores == exact.step_scores  # the deletions' scores are the exact scorer's
+    assert verifier.calls == [1] + [3] * 20  # the base score, then three candidates per round
+    assert (np.isfinite(rounded.candidate_scores).sum(axis=1) == 3).all()
+
+
+def test_rounded_screening_without_verification_room_follows_the_screener():
+    values = np.arange(10, dtype=float) + 1
+    screener = AdditiveScorer(values[::-1].copy())  # ranks the costliest deletion first
+    out = greedy_prune(AdditiveScorer(values), [], list(range(10)), [], "joint", keep=0.9, screener=screener,
+                       approximation=Approximation(rounded="bfloat16", verify=1))  # fmt: skip
+    assert out.deletion_order == [9]  # the exact scorer only saw the screener's pick
+
+
+@pytest.mark.parametrize("approximation, screener, message", [
+    (dict(rounded="bfloat16"), None, "--screen-dtype D and a screener"),
+    (dict(), "screener", "--screen-dtype D and a screener"),
+    (dict(rounded="int3"), "screener", "unknown dtype 'int3' for --screen-dtype"),
+    (dict(rounded="bfloat16", screen=2), "screener", "not with lazy or surrogate"),
+    (dict(rounded="bfloat16", screen=2, window=4, screen_by="surrogate"), "screener", "not with lazy or surrogate"),
+])  # fmt: skip
+def test_rounded_screening_refusals(approximation, screener, message):
+    scorer = AdditiveScorer(np.ones(6))
+    with pytest.raises(PrunelensError, match=message):
+        greedy_prune(scorer, [], list(range(6)), [], "joint", approximation=Approximation(**approximation),
+                     screener=scorer if screener else None)  # fmt: skip
+
+
+def test_rounded_screening_with_a_bfloat16_copy_keeps_the_exact_scores_it_verifies():
+    from prunelens.models import rounded_copy
+    from prunelens.pruning.prefix_scorer import PrefixCacheScorer
+
+    model = tiny_model("llama", seed=12)
+    rng = np.random.default_rng(13)
+    prompt, reasoning, answer = (rng.integers(0, 96, k).tolist() for k in (4, 14, 2))
+    exact = greedy_prune(PrefixCacheScorer(model), prompt, reasoning, answer, "joint", keep=0.5)
+    bfloat16 = rounded_copy(model, "bfloat16")
+    # verifying every candidate: exact, whatever the screener says
+    everything = greedy_prune(PrefixCacheScorer(model), prompt, reasoning, answer, "joint", keep=0.5,
+                              approximation=Approximation(rounded="bfloat16", verify=14),
+                              screener=PrefixCacheScorer(bfloat16))  # fmt: skip
+    assert everything.deletion_order == exact.deletion_order
+    np.testing.assert_allclose(everything.candidate_scores, exact.candidate_scores, atol=1e-4)
+    # with window screening: round 0 verifies the 2 best of the window's picks (2 + the 4 whose window reaches the end)
+    screener = PrefixCacheScorer(bfloat16)
+    windowed = greedy_prune(PrefixCacheScorer(model), prompt, reasoning, answer, "joint", keep=0.5, screener=screener,
+                            approximation=Approximation(screen=2, rescore_every=0, window=3, rounded="bfloat16",
+                                                        verify=2))  # fmt: skip
+    verified = np.isfinite(windowed.candidate_scores[0])
+    assert verified.sum() == 2 and screener.stats.tokens_computed > 0
+    np.testing.assert_allclose(windowed.candidate_scores[0][verified], exact.candidate_scores[0][verified], atol=1e-4)
+
+
+class RemoteGainScorer(AdditiveScorer):
+    """Additive, plus a gain ``remote[t]`` for each deleted token t that only the answer sees: window
+    estimates (scored without the answer) miss it."""
+
+    def __init__(self, values, remote):
+        super().__init__(values)
+        self.remote = remote
+
+    def score(self, prompt_ids, candidates, answer_ids, objective, trunk=None):
+        local = super().score(prompt_ids, candidates, answer_ids, objective, trunk)
+        gone = [set(range(len(self.values))) - set(c) for c in candidates]
+        return local + np.array([sum(self.remote.get(t, 0.0) for t in g) if answer_ids else 0.0 for g in gone])
+
+
+@pytest.mark.parametrize("rescore_every", [0, 100])
+def test_anchored_window_screening_finds_a_cost_the_window_misses(rescore_every):
+    values = np.arange(20, dtype=float) + 1  # deleting t costs t + 1 in its window
+    scorer = RemoteGainScorer(values, {0: 3.0, 5: 4.5})  # exact costs: token 0 −2, token 5 1.5
+    exact = greedy_prune(scorer, [], list(range(20)), [99], "joint", keep=0.9)
+    assert exact.deletion_order == [0, 5]
+    screen = dict(screen=1, rescore_every=rescore_every, window=2)
+    plain = greedy_prune(scorer, [], list(range(20)), [99], "joint", keep=0.9, approximation=Approximation(**screen))
+    anchored = greedy_prune(scorer, [], list(range(20)), [99], "joint", keep=0.9,
+                            approximation=Approximation(**screen, anchored=True))  # fmt: skip
+    assert plain.deletion_order == [0, 1]
+    # rescore_every 0: round 0's residual (−3 for token 0) widens round 1 down the estimates to token 5;
+    # 100: round 0 scores all, and token 5's exact cost anchors its round-1 estimate
+    assert anchored.deletion_order == [0, 5]
+
+
+def test_anchoring_needs_window_screening():
+    with pytest.raises(PrunelensError, match="needs --window"):
+        Approximation(screen=2, anchored=True)
+
+
+class OffsetScorer(AdditiveScorer):
+    """Additive scores shifted by a constant: a screener whose rounding moves every score alike."""
+
+    def __init__(self, values, offset):
+        super().__init__(values)
+        self.offset = offset
+
+    def score(self, prompt_ids, candidates, answer_ids, objective, trunk=None):
+        return super().score(prompt_ids, candidates, answer_ids, objective, trunk) + self.offset
+
+
+def test_rounded_screening_measures_its_costs_on_the_screeners_scale():
+    values = np.random.default_rng(14).permutation(20).astype(float) + 1
+
+    def screened_candidates(offset):
+        screener = OffsetScorer(values, offset)
+        approximation = Approximation(screen=2, rescore_every=0, window=2, anchored=True, rounded="bfloat16")
+        greedy_prune(AdditiveScorer(values), [], list(range(20)), [], "joint", keep=0.5, screener=screener,
+                     approximation=approximation)  # fmt: skip
+        return screener.scored
+
+    # costs against the exact base score would be 50 too low in round 0 and widen every later round
+    assert screened_candidates(50.0) == screened_candidates(0.0)

@@ -144,3 +144,29 @@ def test_shards_partition_the_examples_and_merge_back(tmp_path, tiny_model_dir):
     other = run_pruning(config_for(tmp_path, tiny_model_dir, "other", objective="answer", limit=1), progress=False)
     with pytest.raises(PrunelensError, match="was run with objective=.answer.*objective=.joint.; refusing"):
         merge_runs(tmp_path / "merged2", [shards[0].out_dir, other.out_dir])
+
+
+def test_rounded_screening_run_records_its_approximation_and_names_its_folder(tmp_path, tiny_model_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = config_for(tmp_path, tiny_model_dir, out=None, screen_dtype="bfloat16", verify=2)
+    summary = run_pruning(config, progress=False)
+    assert summary.out_dir.name.endswith("-dbfloat16-v2")
+    record = summary.rankings[0].to_dict()
+    assert record["exact"] is False
+    assert record["approximation"]["rounded"] == "bfloat16" and record["approximation"]["verify"] == 2
+    assert "anchored" not in record["approximation"]
+    with open_scores(summary.out_dir) as scores:  # only the verified candidates are scored in each round
+        assert (np.isfinite(scores["candidate_scores"].sel(example="c2").values).sum(axis=1)[:2] == 2).all()
+    anchored = config_for(tmp_path, tiny_model_dir, out=None, screen=2, window=2, anchored=True)
+    summary = run_pruning(anchored, progress=False)
+    assert summary.out_dir.name.endswith("-m2-w2-anchored")
+    assert summary.rankings[0].to_dict()["approximation"]["anchored"] is True
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(screen_dtype="int3"), "unknown dtype 'int3' for --screen-dtype"),
+    (dict(screen_dtype="bfloat16", screen=2), "not with lazy or surrogate screening"),
+])  # fmt: skip
+def test_rounded_screening_refusals_are_one_line(tmp_path, tiny_model_dir, overrides, message):
+    with pytest.raises(PrunelensError, match=message):
+        run_pruning(config_for(tmp_path, tiny_model_dir, **overrides), progress=False)

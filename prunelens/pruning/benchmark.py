@@ -30,7 +30,7 @@ from prunelens.settings import setting
 @dataclass(frozen=True)
 class Mode:
     """A scorer, an approximation, and the dtype the model runs in (None: as loaded). Surrogate screening
-    modes get the benchmark's surrogate predictor."""
+    modes get the benchmark's surrogate predictor, rounded screening modes a screener over a rounded copy."""
 
     name: str
     scorer: str
@@ -58,6 +58,14 @@ DEFAULT_MODES = (
     Mode("fast+surr8", "fast", _surrogate(8)),
     Mode("fast+surr4/n3", "fast", _surrogate(4, neighbors=3)),
     Mode("fast+surr4+window8", "fast", _surrogate(4, window=8)),
+    Mode("fast+anchored16/m4", "fast", Approximation(screen=4, rescore_every=0, window=16, anchored=True)),
+    Mode("fast+bf16/v3", "fast", Approximation(rounded="bfloat16", verify=3)),
+    Mode("fast+window16/m4+bf16/v3", "fast", Approximation(screen=4, rescore_every=0, window=16, rounded="bfloat16")),
+    Mode("fast+window8/m4+bf16/v3", "fast", Approximation(screen=4, rescore_every=0, window=8, rounded="bfloat16")),
+    Mode("fast+anchored16/m4+bf16/v3", "fast", Approximation(screen=4, rescore_every=0, window=16, anchored=True,
+                                                             rounded="bfloat16")),  # fmt: skip
+    Mode("fast+anchored8/m4+bf16/v3", "fast", Approximation(screen=4, rescore_every=0, window=8, anchored=True,
+                                                            rounded="bfloat16")),  # fmt: skip
     # the exact algorithm in bfloat16: how far rounding alone moves greedy orders (the floor for agreement,
     # always run); last, because its model copy stays in the process's resident memory after it is freed
     Mode(FLOOR, "fast", dtype="bfloat16"),
@@ -125,7 +133,7 @@ def run_modes(loaded, chains, modes, objective="joint", keep=0.5, token_budget=1
     """Prune every chain under every mode; returns {mode name: ModeResult}. Each chain is rescored at the
     keep fractions of ``grid`` (default ``keep_grid(keep)``) by the naive scorer on the loaded model, so
     objectives compare across dtypes. Surrogate screening modes need ``predictor``; the tokens of its
-    hook passes count among the mode's tokens computed."""
+    hook passes count among the mode's tokens computed, as do a rounded screener's (at full cost)."""
     from prunelens.models import rounded_copy
 
     grid = keep_grid(keep) if grid is None else grid
@@ -135,16 +143,20 @@ def run_modes(loaded, chains, modes, objective="joint", keep=0.5, token_budget=1
         result = ModeResult()
         model = loaded.model if mode.dtype is None else rounded_copy(loaded.model, mode.dtype)
         mode_predictor = predictor if mode.approximation.by_surrogate else None
+        rounded = mode.approximation.rounded
+        screen_model = None if rounded is None else rounded_copy(model, rounded)
         with PeakMemory() as memory:
             for chain in chains:
                 scorer = make_scorer(mode.scorer, model, token_budget)
+                screener = None if screen_model is None else make_scorer(mode.scorer, screen_model, token_budget)
                 hooked = mode_predictor.tokens_computed if mode_predictor is not None else 0
                 out = greedy_prune(scorer, chain.prompt_ids, chain.reasoning_ids, chain.answer_ids, objective,
                                    keep, max_steps, approximation=mode.approximation,
-                                   predictor=mode_predictor)  # fmt: skip
+                                   predictor=mode_predictor, screener=screener)  # fmt: skip
                 hooked = mode_predictor.tokens_computed - hooked if mode_predictor is not None else 0
+                screened = screener.stats.tokens_computed if screener is not None else 0
                 result.seconds.append(out.seconds)
-                result.tokens.append(scorer.stats.tokens_computed + hooked)
+                result.tokens.append(scorer.stats.tokens_computed + hooked + screened)
                 result.candidate_tokens.append(
                     candidate_tokens(len(chain.prompt_ids), len(chain.reasoning_ids), len(chain.answer_ids),
                                      len(out.deletion_order))  # fmt: skip

@@ -1,9 +1,10 @@
 """Greedy pruning: delete, one at a time, the reasoning token whose deletion lowers the objective least.
 
-Exact by default. ``Approximation`` opts into two cheaper modes that the output record marks:
-block deletion (several tokens per scoring round) and candidate screening (score exactly only the
-most promising candidates, picked by their last known costs, by a cheap local estimate or by a trained
-attention → score surrogate).
+Exact by default. ``Approximation`` opts into cheaper modes that the output record marks: block
+deletion (several tokens per scoring round), candidate screening (score exactly only the most promising
+candidates, picked by their last known costs, by a cheap local estimate or by a trained attention →
+score surrogate) and rounded screening (a copy of the model in a lower precision scores each round, and
+the exact scorer rescores only its best few).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from prunelens.errors import PrunelensError
+from prunelens.models import DTYPES
 from prunelens.pruning.keep import n_keep
 from prunelens.pruning.objectives import Objective
 from prunelens.pruning.scorer import Scorer
@@ -39,7 +41,12 @@ class Approximation:
       locally, from the log-probs of the w chain tokens after it (the rest of the chain and the answer
       taken as unchanged), at w − 1 recomputed tokens per candidate with the fast scorer, and after
       the first round re-estimated only within w of the last deletion; the m of lowest estimate are
-      scored exactly, as are the candidates whose window reaches the chain's end.
+      scored exactly, as are the candidates whose window reaches the chain's end. With ``anchored``,
+      a candidate scored before is estimated as its cost then plus the change in its window estimate
+      since (the part beyond the window taken as unchanged since), others as their window estimate plus
+      the median residual (exact cost − estimate) seen so far; after the m of lowest estimate the round
+      widens, m more at a time, while an unscored candidate's estimate plus the lowest residual seen so
+      far is at most the best fresh cost.
     - ``screen_by`` = "surrogate", surrogate screening (``greedy_prune``'s ``predictor``): each round
       predicts every candidate's post-deletion score from the current chain's attention features and
       scores exactly the m predicted highest, the ``neighbors`` nearest survivors of the last deletions
@@ -51,7 +58,13 @@ class Approximation:
       negative, i.e. while predictions say nothing about costs).
 
     Every ``rescore_every``-th round scores all candidates (0: none; lazy screening always scores all
-    in the first round, where it has no costs yet)."""
+    in the first round, where it has no costs yet).
+
+    ``rounded`` = a dtype (e.g. "bfloat16"), rounded screening: a round's work (scoring every candidate,
+    or window screening's estimates and picks) is done by ``greedy_prune``'s ``screener``, a scorer over
+    a copy of the model in that dtype; the exact scorer then rescores the ``verify`` best by those
+    scores (at least as many as the round deletes), and the deletion is the best of them by exact
+    score. Lazy and surrogate screening measure costs against the exact objective and do not take it."""
 
     block: float = 1
     screen: int | None = None
@@ -59,14 +72,25 @@ class Approximation:
     neighbors: int = 1
     window: int = 0
     screen_by: str = "cost"
+    rounded: str | None = None
+    verify: int = 3
+    anchored: bool = False
 
     def __post_init__(self):
         if self.screen_by not in SCREEN_BY:
             raise PrunelensError(f"unknown screening {self.screen_by!r} (known: {', '.join(SCREEN_BY)})")
+        if self.rounded is not None and self.rounded not in DTYPES:
+            raise PrunelensError(f"unknown dtype {self.rounded!r} for --screen-dtype (known: {', '.join(DTYPES)})")
+        if self.anchored and (not self.window or self.by_surrogate):
+            raise PrunelensError("--anchored anchors window screening's estimates: it needs --window w (without "
+                                 "--surrogate)")  # fmt: skip
+        if self.rounded is not None and self.screen is not None and (not self.window or self.by_surrogate):
+            raise PrunelensError("rounded screening (--screen-dtype) combines with full rounds or --window "
+                                 "screening, not with lazy or surrogate screening")  # fmt: skip
 
     @property
     def exact(self) -> bool:
-        return self.block == 1 and self.screen is None
+        return self.block == 1 and self.screen is None and self.rounded is None
 
     @property
     def by_surrogate(self) -> bool:
@@ -86,7 +110,15 @@ class Approximation:
         return self.rescore_every > 0 and round_index % self.rescore_every == 0
 
     def describe(self) -> dict:
-        return {} if self.exact else asdict(self)
+        """The settings a ranking records: none when exact, rounded screening's only when it is on."""
+        if self.exact:
+            return {}
+        settings = asdict(self)
+        if self.rounded is None:
+            del settings["rounded"], settings["verify"]
+        if not self.anchored:
+            del settings["anchored"]
+        return settings
 
 
 EXACT = Approximation()
@@ -126,6 +158,7 @@ def greedy_prune(
     on_step: Callable[[int], None] | None = None,
     approximation: Approximation = EXACT,
     predictor: Predictor | None = None,
+    screener: Scorer | None = None,
 ) -> GreedyResult:
     """Greedy-prune ``reasoning_ids`` down to keep fraction ``keep`` (or ``max_steps`` deletions).
 
@@ -133,33 +166,39 @@ def greedy_prune(
     position. Deleting either of two equal adjacent tokens gives the same sequence, so such
     candidates are scored once and share the score (the tie then picks the lower position).
     ``on_step`` is called with the number of deletions made in each round. Surrogate screening needs
-    ``predictor`` (e.g. ``prunelens.pruning.surrogate_screen.SurrogatePredictor``); nothing else takes one.
+    ``predictor`` (e.g. ``prunelens.pruning.surrogate_screen.SurrogatePredictor``) and rounded screening
+    ``screener`` (``make_screener``); nothing else takes them. In rounded screening's rows of
+    ``candidate_scores`` only the verified candidates have (exact) scores.
     """
     objective = Objective.parse(objective)
     if approximation.window and objective is not Objective.JOINT:
         raise PrunelensError("window screening estimates costs from chain log-probs: it needs --objective joint")
     if approximation.by_surrogate != (predictor is not None):
         raise PrunelensError("surrogate screening needs --screen M and --surrogate FILE together")
+    if (approximation.rounded is not None) != (screener is not None):
+        raise PrunelensError("rounded screening needs --screen-dtype D and a screener over the model in D together")
     started = time.perf_counter()
     n = len(reasoning_ids)
     steps = planned_steps(n, keep, max_steps)
     base = float(scorer.score(prompt_ids, [reasoning_ids], answer_ids, objective)[0])
-    chain = _Chain(scorer, prompt_ids, list(reasoning_ids), answer_ids, objective, base)
+    level = base if screener is None else float(screener.score(prompt_ids, [reasoning_ids], answer_ids, objective)[0])
+    chain = _Chain(screener or scorer, prompt_ids, list(reasoning_ids), answer_ids, objective, level)
     screen = _Screen(approximation, n, predictor)
     order, best_scores, rows = [], [], []
     while len(order) < steps:
-        score_of = screen.round_scores(chain, len(rows))
+        count = min(steps - len(order), approximation.deletions(len(chain.current)))
+        screened = screen.round_scores(chain, len(rows))
+        score_of = screened if screener is None else chain.verified(scorer, screened, max(approximation.verify, count))
         chosen = sorted(score_of)
         row = np.full(n, np.nan)
         row[[chain.alive[k] for k in chosen]] = [score_of[k] for k in chosen]
         rows.append(row)
-        count = min(steps - len(order), approximation.deletions(len(chain.current)))
         ranked = sorted(chosen, key=lambda k: (-score_of[k], k))[:count]
         deleted = [chain.alive[k] for k in ranked]
-        screen.record(chain, score_of, deleted)
+        screen.record(chain, screened, deleted)
         order += deleted
         best_scores += [float(score_of[k]) for k in ranked]
-        chain.delete(ranked, best_scores[-1] if count == 1 else None, refresh_level=screen.needs_level)
+        chain.delete(ranked, screened[ranked[0]] if count == 1 else None, refresh_level=screen.needs_level)
         if on_step is not None:
             on_step(len(ranked))
     table = np.array(rows) if rows else np.empty((0, n))
@@ -167,7 +206,8 @@ def greedy_prune(
 
 
 class _Chain:
-    """The chain being pruned: its surviving positions, tokens and objective (``level``)."""
+    """The chain being pruned: its surviving positions, tokens and objective (``level``); ``scorer`` does
+    the rounds' screening and scoring (rounded screening's screener, else the exact scorer)."""
 
     def __init__(self, scorer, prompt_ids, reasoning_ids, answer_ids, objective, level: float):
         self.scorer, self.prompt_ids, self.answer_ids, self.objective = scorer, prompt_ids, answer_ids, objective
@@ -177,6 +217,12 @@ class _Chain:
         """{index into ``current``: the objective after deleting it}."""
         values = _score_deletions(self.scorer, self.prompt_ids, self.current, self.answer_ids, self.objective, indices)
         return dict(zip(indices, values))
+
+    def verified(self, exact_scorer: Scorer, screened: dict[int, float], count: int) -> dict[int, float]:
+        """Exact scores of the ``count`` best candidates by their ``screened`` scores (ties: lowest index)."""
+        best = sorted(sorted(screened, key=lambda k: (-screened[k], k))[:count])
+        values = _score_deletions(exact_scorer, self.prompt_ids, self.current, self.answer_ids, self.objective, best)
+        return dict(zip(best, values))
 
     def delete(self, indices, new_level: float | None, refresh_level: bool) -> None:
         """Delete indices into ``current``; ``new_level`` is the new chain's objective when known, else
@@ -193,33 +239,43 @@ class _Chain:
 
 class _Screen:
     """Which candidates a round scores (see ``Approximation``), with what screening remembers, by
-    original position: each candidate's last known cost and window estimate; and for surrogate
-    screening the (prediction, exact cost) pairs its calibration line is fitted to."""
+    original position: each candidate's last known cost and window estimate (and, anchored, the estimate
+    when it was last scored, and the residuals); and for surrogate screening the (prediction, exact cost)
+    pairs its calibration line is fitted to. Under rounded screening all of it is on the screener's scale."""
 
     def __init__(self, approximation: Approximation, n: int, predictor: Predictor | None = None):
         self.approximation, self.predictor = approximation, predictor
         self.cost = np.full(n, np.nan)
         self.estimate = np.full(n, np.nan)
+        self.estimate_when_scored = np.full(n, np.nan)
+        self.residuals: list[float] = []  # anchored window screening: exact cost − estimate of scored candidates
         self.last_deleted: list[int] = []
         self.pairs: list[tuple[float, float]] = []
 
     @property
     def needs_level(self) -> bool:
-        """Whether rounds need the current chain's objective: lazy and surrogate screening measure costs from it."""
+        """Whether rounds need the current chain's objective: lazy, surrogate and anchored window screening
+        measure costs from it."""
         approximation = self.approximation
-        return approximation.screen is not None and (not approximation.window or approximation.by_surrogate)
+        measures_costs = not approximation.window or approximation.by_surrogate or approximation.anchored
+        return approximation.screen is not None and measures_costs
 
     def record(self, chain: _Chain, score_of: dict[int, float], deleted: list[int]) -> None:
         for k, value in score_of.items():
             self.cost[chain.alive[k]] = chain.level - value
+            self.estimate_when_scored[chain.alive[k]] = self.estimate[chain.alive[k]]
         self.last_deleted = deleted
 
     def round_scores(self, chain: _Chain, round_index: int) -> dict[int, float]:
         everything = list(range(len(chain.current)))
         if self.approximation.full_round(round_index, len(chain.current)):
+            if self.approximation.anchored:  # the estimates these exact scores anchor
+                self._refresh_estimates(chain)
             return chain.deletion_scores(everything)
         if self.approximation.by_surrogate:
             return self._surrogate_round(chain)
+        if self.approximation.anchored:
+            return self._anchored_window_round(chain)
         if self.approximation.window:
             return chain.deletion_scores(sorted(self._window_picks(chain)))
         return self._lazy_round(chain)
@@ -257,10 +313,35 @@ class _Screen:
             wanted = set(could_beat[:m])
         return score_of
 
+    def _anchored_window_round(self, chain: _Chain) -> dict[int, float]:
+        m, alive = self.approximation.screen, chain.alive
+        inner = self._refresh_estimates(chain)
+        offset = float(np.median(self.residuals)) if self.residuals else 0.0
+        known = ~np.isnan(self.cost) & ~np.isnan(self.estimate_when_scored)
+        anchored = np.where(known, self.cost + self.estimate - self.estimate_when_scored, self.estimate + offset)
+        expected = {k: anchored[alive[k]] for k in inner}
+        queue = sorted(inner, key=lambda k: (expected[k], k))
+        wanted = set(queue[:m]) | set(range(len(inner), len(alive)))  # and those whose window reaches the end
+        score_of: dict[int, float] = {}
+        while wanted:
+            fresh = chain.deletion_scores(sorted(wanted))
+            score_of.update(fresh)
+            self.residuals += [chain.level - value - expected[k] for k, value in fresh.items() if k in expected]
+            best_cost = chain.level - max(score_of.values())
+            slack = min(self.residuals, default=0.0)
+            wanted = set([k for k in queue if k not in score_of and expected[k] + slack <= best_cost][:m])
+        return score_of
+
     def _window_picks(self, chain: _Chain) -> list[int]:
-        """The m candidates of lowest window estimate, and those whose window reaches the chain's end.
-        Estimates are refreshed only where the last deletion can have changed them: for the candidates
-        whose window reaches it and the w after it (and any never estimated)."""
+        """The m candidates of lowest window estimate, and those whose window reaches the chain's end."""
+        inner, alive = self._refresh_estimates(chain), chain.alive
+        ranked = sorted(inner, key=lambda k: (self.estimate[alive[k]], k))[: self.approximation.screen]
+        return ranked + list(range(len(inner), len(alive)))
+
+    def _refresh_estimates(self, chain: _Chain) -> list[int]:
+        """Window estimates of the candidates whose window lies inside the chain (returned, as indices),
+        refreshed only where the last deletion can have changed them: for the candidates whose window
+        reaches it and the w after it (and any never estimated)."""
         w, alive = self.approximation.window, chain.alive
         inner = [k for k in range(len(alive)) if k + 1 + w < len(alive)]
         stale = {k for k in inner if np.isnan(self.estimate[alive[k]])}
@@ -268,8 +349,7 @@ class _Screen:
         fresh = window_costs(chain.scorer, chain.prompt_ids, chain.current, sorted(stale), w)
         for k, value in fresh.items():
             self.estimate[alive[k]] = value
-        ranked = sorted(inner, key=lambda k: (self.estimate[alive[k]], k))[: self.approximation.screen]
-        return ranked + list(range(len(inner), len(alive)))
+        return inner
 
 
 def calibrated_costs(pairs: list[tuple[float, float]], predicted: np.ndarray) -> np.ndarray:

@@ -41,10 +41,17 @@ class PruneConfig(JobConfig):
                           minimum=0)  # fmt: skip
     surrogate: Path | None = setting(None, "with --screen: pick the m by this trained surrogate's predictions "
                                      "(`prunelens surrogate train`)", result=True)  # fmt: skip
+    anchored: bool = setting(False, "with --window: anchor estimates on exact costs, widen by residuals", result=True,
+                             name="anchored", flag="--anchored")  # fmt: skip
+    screen_dtype: str | None = setting(None, "APPROXIMATE: score each round on a copy of the model in this dtype "
+                                       "(bfloat16), then its --verify best exactly", result=True, name="d")  # fmt: skip
+    verify: int = setting(3, "with --screen-dtype: candidates rescored exactly per round", result=True, name="v",
+                          minimum=1)  # fmt: skip
 
     def approximation(self) -> Approximation:
         screen_by = "cost" if self.surrogate is None else "surrogate"
-        return Approximation(self.block, self.screen, self.rescore_every, self.neighbors, self.window, screen_by)
+        return Approximation(self.block, self.screen, self.rescore_every, self.neighbors, self.window, screen_by,
+                             self.screen_dtype, self.verify, self.anchored)  # fmt: skip
 
     def recorded_settings(self) -> dict:
         """The settings a ranking records: objective, keep, steps and any approximation (with its surrogate)."""
@@ -63,9 +70,10 @@ class PruneJob(Job):
         SCORERS.get(self.config.scorer)
         if self.config.surrogate is not None and self.config.screen is None:
             raise PrunelensError("--surrogate picks the candidates of --screen M: give both")
+        self.config.approximation()  # an unknown dtype or a refused combination is one PrunelensError line
 
     def start(self, loaded):
-        from prunelens.pruning.scorers import make_scorer
+        from prunelens.pruning.scorers import make_scorer, make_screener
         from prunelens.pruning.surrogate_screen import load_predictor
 
         self.loaded = loaded
@@ -73,6 +81,8 @@ class PruneJob(Job):
         if self.config.surrogate is not None:
             self.predictor = load_predictor(self.config.surrogate, loaded, self.config.model)
         self.scorer = make_scorer(self.config.scorer, loaded.model, self.config.token_budget)
+        self.screener = make_screener(self.config.scorer, loaded.model, self.config.token_budget,
+                                      self.config.approximation())  # fmt: skip
 
     def process(self, example, chain):
         from tqdm.auto import tqdm
@@ -84,7 +94,8 @@ class PruneJob(Job):
         with tqdm(total=total, desc=example.id, unit="step", leave=False, disable=not (self.progress and interactive())) as bar:
             result = greedy_prune(self.scorer, chain.prompt_ids, chain.reasoning_ids, chain.answer_ids, self.objective,
                                   config.keep, config.steps, on_step=bar.update,
-                                  approximation=config.approximation(), predictor=self.predictor)  # fmt: skip
+                                  approximation=config.approximation(), predictor=self.predictor,
+                                  screener=self.screener)  # fmt: skip
         ranking = GreedyRanking(
             id=example.id, model=config.model, reasoning=chain.reasoning, reasoning_ids=chain.reasoning_ids,
             reasoning_tokens=chain.pieces, offsets=[list(span) for span in chain.offsets],

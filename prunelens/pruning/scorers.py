@@ -8,3 +8,13 @@ from prunelens.registry import SCORERS
 def make_scorer(name: str, model, token_budget: int):
     """The registered scorer ``name`` over ``model``, scoring at most ``token_budget`` tokens per forward."""
     return SCORERS.load(name)(model, token_budget=token_budget)
+
+
+def make_screener(name: str, model, token_budget: int, approximation):
+    """Rounded screening's screener: the scorer ``name`` over a copy of ``model`` in ``approximation.rounded``
+    (see ``prunelens.pruning.greedy.Approximation``); None when the approximation does not screen that way."""
+    from prunelens.models import rounded_copy
+
+    if approximation.rounded is None:
+        return None
+    return make_scorer(name, rounded_copy(model, approximation.rounded), token_budget)
