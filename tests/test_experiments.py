@@ -159,6 +159,10 @@ def test_long_chain_benchmark_runs_small(tmp_path, tiny_model_dir):
     with pytest.raises(SystemExit, match=r"needs \d+ positions; the model has 400"):
         module.main(["--model", str(tiny_model_dir), "--lengths", "300", "500", "--modes", "fast", "--in-process",
                      "--out-dir", str(out)])  # fmt: skip
+    # rounded screening needs a screener, which these scaling runs do not build: not offered
+    assert "fast+window8/m4" in module.SCALABLE and not any("bf16/" in name for name in module.SCALABLE)
+    with pytest.raises(SystemExit):
+        module.main(["--model", str(tiny_model_dir), "--modes", "fast+bf16/v3", "--out-dir", str(out)])
 
 
 def test_bench_refuses_unknown_modes_and_objectives_in_one_line():

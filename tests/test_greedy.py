@@ -217,7 +217,8 @@ def test_only_lazy_screening_rescores_the_chain_after_a_block_deletion():
 
 
 class NoisyScorer(AdditiveScorer):
-    """An additive scorer whose scores carry fixed per-candidate noise: a stand-in for a rounded model."""
+    """An additive scorer whose scores carry uniform noise, drawn anew for every candidate it scores: a
+    stand-in for a rounded model."""
 
     def __init__(self, values, noise, seed):
         super().__init__(values)
@@ -241,6 +242,11 @@ def test_rounded_screening_verifies_its_best_few_exactly():
     assert rounded.step_scores == exact.step_scores  # the deletions' scores are the exact scorer's
     assert verifier.calls == [1] + [3] * 20  # the base score, then three candidates per round
     assert (np.isfinite(rounded.candidate_scores).sum(axis=1) == 3).all()
+    # a round deleting 2 verifies verify − 1 = 2 candidates beyond them
+    blocks = CountingScorer(values)
+    greedy_prune(blocks, [], reasoning, [], "joint", keep=0.5, screener=NoisyScorer(values, 4, seed=2),
+                 approximation=Approximation(block=2, rounded="bfloat16", verify=3))  # fmt: skip
+    assert blocks.calls == [1] + [4] * 10
 
 
 def test_rounded_screening_without_verification_room_follows_the_screener():
@@ -306,8 +312,9 @@ class RemoteGainScorer(AdditiveScorer):
 
 @pytest.mark.parametrize("rescore_every", [0, 100])
 def test_anchored_window_screening_finds_a_cost_the_window_misses(rescore_every):
-    values = np.arange(20, dtype=float) + 1  # deleting t costs t + 1 in its window
-    scorer = RemoteGainScorer(values, {0: 3.0, 5: 4.5})  # exact costs: token 0 −2, token 5 1.5
+    values = np.arange(20, dtype=float) + 1  # deleting t costs t + 1 in its window, token 5 costs 4
+    values[5] = 4.0
+    scorer = RemoteGainScorer(values, {0: 3.0, 5: 3.0})  # exact costs: token 0 −2, token 5 1
     exact = greedy_prune(scorer, [], list(range(20)), [99], "joint", keep=0.9)
     assert exact.deletion_order == [0, 5]
     screen = dict(screen=1, rescore_every=rescore_every, window=2)
@@ -315,14 +322,18 @@ def test_anchored_window_screening_finds_a_cost_the_window_misses(rescore_every)
     anchored = greedy_prune(scorer, [], list(range(20)), [99], "joint", keep=0.9,
                             approximation=Approximation(**screen, anchored=True))  # fmt: skip
     assert plain.deletion_order == [0, 1]
-    # rescore_every 0: round 0's residual (−3 for token 0) widens round 1 down the estimates to token 5;
+    # rescore_every 0: token 0's window missed its cost by −3, so round 1 widens from token 1 (cost 2) to every
+    # never-scored candidate whose estimate minus 3 is at most 2, token 5 among them;
     # 100: round 0 scores all, and token 5's exact cost anchors its round-1 estimate
     assert anchored.deletion_order == [0, 5]
+    if rescore_every == 0:
+        assert np.isfinite(anchored.candidate_scores[1]).sum() == 3 + 4  # the 3 tails, then 1, 2, 3 and 5
 
 
 def test_anchoring_needs_window_screening():
-    with pytest.raises(PrunelensError, match="needs --window"):
-        Approximation(screen=2, anchored=True)
+    for settings in (dict(screen=2), dict(window=4)):
+        with pytest.raises(PrunelensError, match="needs --screen M --window w"):
+            Approximation(**settings, anchored=True)
 
 
 class OffsetScorer(AdditiveScorer):
@@ -330,9 +341,10 @@ class OffsetScorer(AdditiveScorer):
 
     def __init__(self, values, offset):
         super().__init__(values)
-        self.offset = offset
+        self.offset, self.seen = offset, []
 
     def score(self, prompt_ids, candidates, answer_ids, objective, trunk=None):
+        self.seen.append([tuple(c) for c in candidates])
         return super().score(prompt_ids, candidates, answer_ids, objective, trunk) + self.offset
 
 
@@ -344,7 +356,7 @@ def test_rounded_screening_measures_its_costs_on_the_screeners_scale():
         approximation = Approximation(screen=2, rescore_every=0, window=2, anchored=True, rounded="bfloat16")
         greedy_prune(AdditiveScorer(values), [], list(range(20)), [], "joint", keep=0.5, screener=screener,
                      approximation=approximation)  # fmt: skip
-        return screener.scored
+        return screener.seen
 
     # costs against the exact base score would be 50 too low in round 0 and widen every later round
     assert screened_candidates(50.0) == screened_candidates(0.0)

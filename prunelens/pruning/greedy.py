@@ -44,9 +44,10 @@ class Approximation:
       scored exactly, as are the candidates whose window reaches the chain's end. With ``anchored``,
       a candidate scored before is estimated as its cost then plus the change in its window estimate
       since (the part beyond the window taken as unchanged since), others as their window estimate plus
-      the median residual (exact cost − estimate) seen so far; after the m of lowest estimate the round
-      widens, m more at a time, while an unscored candidate's estimate plus the lowest residual seen so
-      far is at most the best fresh cost.
+      the median of the window's misses (exact cost − window estimate, over first scorings so far); after
+      the m of lowest estimate the round widens, m more at a time, while an unscored candidate's estimate
+      plus the lowest residual (exact cost − the round's estimate) its kind of estimate has had so far is
+      at most the best fresh cost.
     - ``screen_by`` = "surrogate", surrogate screening (``greedy_prune``'s ``predictor``): each round
       predicts every candidate's post-deletion score from the current chain's attention features and
       scores exactly the m predicted highest, the ``neighbors`` nearest survivors of the last deletions
@@ -63,7 +64,7 @@ class Approximation:
     ``rounded`` = a dtype (e.g. "bfloat16"), rounded screening: a round's work (scoring every candidate,
     or window screening's estimates and picks) is done by ``greedy_prune``'s ``screener``, a scorer over
     a copy of the model in that dtype; the exact scorer then rescores the ``verify`` best by those
-    scores (at least as many as the round deletes), and the deletion is the best of them by exact
+    scores (``verify`` − 1 more than the round deletes), and the deletion is the best of them by exact
     score. Lazy and surrogate screening measure costs against the exact objective and do not take it."""
 
     block: float = 1
@@ -81,9 +82,11 @@ class Approximation:
             raise PrunelensError(f"unknown screening {self.screen_by!r} (known: {', '.join(SCREEN_BY)})")
         if self.rounded is not None and self.rounded not in DTYPES:
             raise PrunelensError(f"unknown dtype {self.rounded!r} for --screen-dtype (known: {', '.join(DTYPES)})")
-        if self.anchored and (not self.window or self.by_surrogate):
-            raise PrunelensError("--anchored anchors window screening's estimates: it needs --window w (without "
-                                 "--surrogate)")  # fmt: skip
+        if self.anchored and (self.screen is None or not self.window or self.by_surrogate):
+            raise PrunelensError("--anchored anchors window screening's estimates: it needs --screen M --window w "
+                                 "(without --surrogate)")  # fmt: skip
+        if self.verify < 1:
+            raise PrunelensError(f"--verify must be at least 1, not {self.verify}")
         if self.rounded is not None and self.screen is not None and (not self.window or self.by_surrogate):
             raise PrunelensError("rounded screening (--screen-dtype) combines with full rounds or --window "
                                  "screening, not with lazy or surrogate screening")  # fmt: skip
@@ -188,7 +191,7 @@ def greedy_prune(
     while len(order) < steps:
         count = min(steps - len(order), approximation.deletions(len(chain.current)))
         screened = screen.round_scores(chain, len(rows))
-        score_of = screened if screener is None else chain.verified(scorer, screened, max(approximation.verify, count))
+        score_of = screened if screener is None else chain.verified(scorer, screened, count + approximation.verify - 1)
         chosen = sorted(score_of)
         row = np.full(n, np.nan)
         row[[chain.alive[k] for k in chosen]] = [score_of[k] for k in chosen]
@@ -213,16 +216,15 @@ class _Chain:
         self.scorer, self.prompt_ids, self.answer_ids, self.objective = scorer, prompt_ids, answer_ids, objective
         self.alive, self.current, self.level = list(range(len(reasoning_ids))), reasoning_ids, level
 
-    def deletion_scores(self, indices) -> dict[int, float]:
-        """{index into ``current``: the objective after deleting it}."""
-        values = _score_deletions(self.scorer, self.prompt_ids, self.current, self.answer_ids, self.objective, indices)
+    def deletion_scores(self, indices, scorer: Scorer | None = None) -> dict[int, float]:
+        """{index into ``current``: the objective after deleting it}, by ``scorer`` (default: the chain's)."""
+        values = _score_deletions(scorer or self.scorer, self.prompt_ids, self.current, self.answer_ids,
+                                  self.objective, indices)  # fmt: skip
         return dict(zip(indices, values))
 
     def verified(self, exact_scorer: Scorer, screened: dict[int, float], count: int) -> dict[int, float]:
         """Exact scores of the ``count`` best candidates by their ``screened`` scores (ties: lowest index)."""
-        best = sorted(sorted(screened, key=lambda k: (-screened[k], k))[:count])
-        values = _score_deletions(exact_scorer, self.prompt_ids, self.current, self.answer_ids, self.objective, best)
-        return dict(zip(best, values))
+        return self.deletion_scores(sorted(sorted(screened, key=lambda k: (-screened[k], k))[:count]), exact_scorer)
 
     def delete(self, indices, new_level: float | None, refresh_level: bool) -> None:
         """Delete indices into ``current``; ``new_level`` is the new chain's objective when known, else
@@ -248,7 +250,10 @@ class _Screen:
         self.cost = np.full(n, np.nan)
         self.estimate = np.full(n, np.nan)
         self.estimate_when_scored = np.full(n, np.nan)
-        self.residuals: list[float] = []  # anchored window screening: exact cost − estimate of scored candidates
+        # anchored window screening: exact cost − window estimate at first scorings, and exact cost − the
+        # anchored estimate at later ones
+        self.misses: list[float] = []
+        self.drifts: list[float] = []
         self.last_deleted: list[int] = []
         self.pairs: list[tuple[float, float]] = []
 
@@ -316,7 +321,7 @@ class _Screen:
     def _anchored_window_round(self, chain: _Chain) -> dict[int, float]:
         m, alive = self.approximation.screen, chain.alive
         inner = self._refresh_estimates(chain)
-        offset = float(np.median(self.residuals)) if self.residuals else 0.0
+        offset = float(np.median(self.misses)) if self.misses else 0.0
         known = ~np.isnan(self.cost) & ~np.isnan(self.estimate_when_scored)
         anchored = np.where(known, self.cost + self.estimate - self.estimate_when_scored, self.estimate + offset)
         expected = {k: anchored[alive[k]] for k in inner}
@@ -326,10 +331,17 @@ class _Screen:
         while wanted:
             fresh = chain.deletion_scores(sorted(wanted))
             score_of.update(fresh)
-            self.residuals += [chain.level - value - expected[k] for k, value in fresh.items() if k in expected]
+            for k, value in fresh.items():
+                if k in expected:
+                    cost = chain.level - value
+                    if known[alive[k]]:
+                        self.drifts.append(cost - expected[k])
+                    else:
+                        self.misses.append(cost - self.estimate[alive[k]])
             best_cost = chain.level - max(score_of.values())
-            slack = min(self.residuals, default=0.0)
-            wanted = set([k for k in queue if k not in score_of and expected[k] + slack <= best_cost][:m])
+            slack = {True: min(self.drifts, default=0.0), False: min(self.misses, default=0.0) - offset}
+            wanted = set([k for k in queue if k not in score_of
+                          and expected[k] + slack[bool(known[alive[k]])] <= best_cost][:m])  # fmt: skip
         return score_of
 
     def _window_picks(self, chain: _Chain) -> list[int]:

@@ -70,6 +70,8 @@ class PruneJob(Job):
         SCORERS.get(self.config.scorer)
         if self.config.surrogate is not None and self.config.screen is None:
             raise PrunelensError("--surrogate picks the candidates of --screen M: give both")
+        if self.config.screen_dtype is None and self.config.verify != PruneConfig.verify:
+            raise PrunelensError("--verify counts the candidates rounded screening rescores: give --screen-dtype too")
         self.config.approximation()  # an unknown dtype or a refused combination is one PrunelensError line
 
     def start(self, loaded):
