@@ -171,3 +171,16 @@ def test_default_workers_fit_the_cluster():
     assert ray_executor.default_workers({"CPU": 8.0, "GPU": 2.0}, 1, 1) == 2
     assert ray_executor.default_workers({"CPU": 8.0}, 4, 0.5) == 1
     assert ray_executor.default_workers({"CPU": 2.0}, 0, 0) == 1
+
+
+def test_a_retry_waits_for_another_worker_rather_than_the_one_that_failed():
+    class Example:
+        def __init__(self, id):
+            self.id = id
+
+    a, b = (Example("a"), None), (Example("b"), None)
+    assert ray_executor.next_for(0, [a, b], {"a": [0]}, [0, 1]) is b  # another example first
+    assert ray_executor.next_for(0, [a], {"a": [0]}, [0, 1]) is None  # worker 1 may take it: wait for it
+    assert ray_executor.next_for(1, [a], {"a": [0]}, [0, 1]) is a
+    assert ray_executor.next_for(0, [a], {"a": [0, 1]}, [0, 1]) is a  # every live worker failed on it
+    assert ray_executor.next_for(0, [a], {"a": [0]}, [0]) is a  # the only worker

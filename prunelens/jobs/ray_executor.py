@@ -10,9 +10,9 @@ parts and appends rankings exactly as the local loop does; after the last exampl
 apart). Folders, settings check and resume are the local loop's: a run started locally finishes on Ray
 and the reverse.
 
-Faults: an example whose worker dies (the actor is replaced) or whose ``process`` raises is handed to
-another worker where one is free, up to ``RETRIES`` more times, then recorded in ``skipped.jsonl`` with
-the reason; a BadRecordError is handled as locally (raise, or skip with ``--skip-bad``). Ctrl-C stops
+Faults: an example whose worker dies (the actor is replaced) or whose ``process`` raises goes to another
+worker when one is free (to the same one only when every live worker has failed on it), up to ``RETRIES``
+more times, then recorded in ``skipped.jsonl`` with the reason; a BadRecordError is handled as locally (raise, or skip with ``--skip-bad``). Ctrl-C stops
 the actors; every finished example is on disk, so a rerun resumes.
 
 Why a small hand-out loop over ``ray.wait`` rather than ``ray.util.ActorPool``: the pool cannot replace
@@ -172,10 +172,9 @@ def hand_out(ray, job, chains: list, skip):
         try:
             while pending or running:
                 for serial in list(idle):
-                    if not pending:
-                        break
-                    fresh = (item for item in pending if serial not in failures.get(item[0].id, ()))
-                    item = next(fresh, pending[0])  # not one it failed on, if there is another
+                    item = next_for(serial, pending, failures, list(actors))
+                    if item is None:
+                        continue
                     pending.remove(item)
                     idle.remove(serial)
                     running[actors[serial].process.remote(*item)] = (serial, *item)
@@ -210,6 +209,19 @@ def hand_out(ray, job, chains: list, skip):
             stop(ray, actors)
 
     return results()
+
+
+def next_for(serial: int, pending, failures: dict[str, list[int]], live: list[int]):
+    """The pending (example, chain) an idle worker takes next: the first it has not failed on; else the first
+    that every live worker has failed on (nobody else can take it); else None (it waits, so that a retry goes
+    to another worker when that one is free)."""
+    for item in pending:
+        if serial not in failures.get(item[0].id, ()):
+            return item
+    for item in pending:
+        if all(other in failures.get(item[0].id, ()) for other in live):
+            return item
+    return None
 
 
 def default_workers(resources: dict, cpus: float, gpus: float) -> int:
