@@ -12,8 +12,9 @@ and the reverse.
 
 Faults: an example whose worker dies (the actor is replaced) or whose ``process`` raises goes to another
 worker when one is free (to the same one only when every live worker has failed on it), up to ``RETRIES``
-more times, then recorded in ``skipped.jsonl`` with the reason; a BadRecordError is handled as locally (raise, or skip with ``--skip-bad``). Ctrl-C stops
-the actors; every finished example is on disk, so a rerun resumes.
+more times, then recorded in ``skipped.jsonl`` with the reason; a BadRecordError is handled as locally
+(raise, or skip with ``--skip-bad``). Ctrl-C stops the actors; every finished example is on disk, so a
+rerun resumes.
 
 Why a small hand-out loop over ``ray.wait`` rather than ``ray.util.ActorPool``: the pool cannot replace
 a dead actor or steer a retry away from the worker that failed, and its results come back without the

@@ -42,6 +42,11 @@ def _surrogate(m: int, neighbors: int = 1, window: int = 0) -> Approximation:
     return Approximation(screen=m, rescore_every=0, neighbors=neighbors, window=window, screen_by="surrogate")
 
 
+def _window(w: int, **extra) -> Approximation:
+    """Window screening with m = 4 and no full rounds after the first, plus ``extra`` settings."""
+    return Approximation(screen=4, rescore_every=0, window=w, **extra)
+
+
 FLOOR = "fast bf16"
 
 
@@ -51,21 +56,19 @@ DEFAULT_MODES = (
     Mode("fast+block4", "fast", Approximation(block=4)),
     Mode("fast+block10%", "fast", Approximation(block=0.1)),
     Mode("fast+lazy4/n3", "fast", Approximation(screen=4, rescore_every=0, neighbors=3)),
-    Mode("fast+window8/m4", "fast", Approximation(screen=4, rescore_every=0, window=8)),
-    Mode("fast+window16/m4", "fast", Approximation(screen=4, rescore_every=0, window=16)),
+    Mode("fast+window8/m4", "fast", _window(8)),
+    Mode("fast+window16/m4", "fast", _window(16)),
     Mode("fast+surr2", "fast", _surrogate(2)),
     Mode("fast+surr4", "fast", _surrogate(4)),
     Mode("fast+surr8", "fast", _surrogate(8)),
     Mode("fast+surr4/n3", "fast", _surrogate(4, neighbors=3)),
     Mode("fast+surr4+window8", "fast", _surrogate(4, window=8)),
-    Mode("fast+anchored16/m4", "fast", Approximation(screen=4, rescore_every=0, window=16, anchored=True)),
+    Mode("fast+anchored16/m4", "fast", _window(16, anchored=True)),
     Mode("fast+bf16/v3", "fast", Approximation(rounded="bfloat16", verify=3)),
-    Mode("fast+window16/m4+bf16/v3", "fast", Approximation(screen=4, rescore_every=0, window=16, rounded="bfloat16")),
-    Mode("fast+window8/m4+bf16/v3", "fast", Approximation(screen=4, rescore_every=0, window=8, rounded="bfloat16")),
-    Mode("fast+anchored16/m4+bf16/v3", "fast", Approximation(screen=4, rescore_every=0, window=16, anchored=True,
-                                                             rounded="bfloat16")),  # fmt: skip
-    Mode("fast+anchored8/m4+bf16/v3", "fast", Approximation(screen=4, rescore_every=0, window=8, anchored=True,
-                                                            rounded="bfloat16")),  # fmt: skip
+    Mode("fast+window16/m4+bf16/v3", "fast", _window(16, rounded="bfloat16", verify=3)),
+    Mode("fast+window8/m4+bf16/v3", "fast", _window(8, rounded="bfloat16", verify=3)),
+    Mode("fast+anchored16/m4+bf16/v3", "fast", _window(16, anchored=True, rounded="bfloat16", verify=3)),
+    Mode("fast+anchored8/m4+bf16/v3", "fast", _window(8, anchored=True, rounded="bfloat16", verify=3)),
     # the exact algorithm in bfloat16: how far rounding alone moves greedy orders (the floor for agreement,
     # always run); last, because its model copy stays in the process's resident memory after it is freed
     Mode(FLOOR, "fast", dtype="bfloat16"),
