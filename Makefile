@@ -30,7 +30,7 @@ demo: setup
 	$(BIN)/prunelens demo
 
 test: setup browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 bench: setup
 	$(BIN)/python experiments/bench_pruning.py

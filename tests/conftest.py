@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+from prunelens.datasets.sources import PACKAGED_DATA_DIR as DATA_DIR  # the benchmark files shipped in the package
 
 
 def write_chains(path: Path, rows: list[dict]) -> Path:

@@ -1,4 +1,14 @@
-"""Dataset loaders on the real files in ../shared/data: counts, splits, gold chains, grading."""
+"""Dataset loaders on the benchmark files packaged with prunelens: counts, splits, gold chains, grading,
+checksums, and that a clone or a built wheel needs nothing outside the package."""
+
+import hashlib
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
 
 import pytest
 from conftest import DATA_DIR
@@ -6,7 +16,9 @@ from conftest import DATA_DIR
 from prunelens.datasets import get_benchmark, load_examples, partition
 from prunelens.datasets.chains import load_chains
 from prunelens.datasets.grading import extract_letter, numbers_equal
+from prunelens.datasets import sources
 from prunelens.errors import BadRecordError, PrunelensError
+from prunelens.registry import BENCHMARKS
 
 
 @pytest.mark.parametrize(
@@ -106,12 +118,13 @@ def test_data_dir_lookup_order(tmp_path, monkeypatch):
     (tmp_path / "gsm8k" / "test.jsonl").write_text('{"question": "q?", "answer": "a\\n#### 3"}\n')
     monkeypatch.setenv("PRUNELENS_DATA_DIR", str(tmp_path))
     assert [e.answer for e in load_examples("gsm8k", "test")] == ["3"]
+    assert len(load_examples("gsm8k", "train")) == 6973  # not in that folder: the packaged copy answers
     with pytest.raises(PrunelensError, match="not found in --data-dir"):
         load_examples("gsm8k", "train", data_dir=tmp_path)
 
 
 def test_offline_hub_fallback_gives_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # no ../shared/data next to the cwd
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PRUNELENS_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr("prunelens.datasets.sources.candidate_data_dirs",
@@ -143,32 +156,61 @@ def test_chains_file_errors(tmp_path):
         load_chains(path)
 
 
-PACKAGED_GSM8K_SHA256 = "3730d312f6e3440559ace48831e51066acaca737f6eabec99bccb9e4b3c39d14"
+def packaged_table() -> dict[str, tuple[int, int, str]]:
+    """file -> (records, bytes, sha256), as the packaged data README states them."""
+    readme = (DATA_DIR / "README.md").read_text()
+    rows = re.findall(r"^\| (\S+\.jsonl) \| (\d+) \| (\d+) \| ([0-9a-f]{64}) \|$", readme, flags=re.M)
+    return {name: (int(records), int(size), sha) for name, records, size, sha in rows}
 
 
-def test_packaged_gsm8k_test_needs_no_data_dir(tmp_path, monkeypatch):
-    from prunelens.datasets import sources
+def benchmark_files() -> set[str]:
+    """Every raw file a registered benchmark reads."""
+    return {f for name in BENCHMARKS.names() for f in get_benchmark(name).raw_files.values()}
 
-    (tmp_path / "cwd").mkdir()
-    monkeypatch.chdir(tmp_path / "cwd")  # no ../shared/data next to the cwd
-    monkeypatch.setattr(sources, "REPO_ROOT", tmp_path / "repo")  # nor next to the repo root
+
+def test_every_benchmark_file_ships_with_its_stated_checksum():
+    table = packaged_table()
+    assert set(table) == benchmark_files() and len(table) == 5
+    for name, (records, size, sha) in table.items():
+        data = (DATA_DIR / name).read_bytes()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (size, sha), name
+        assert sum(1 for line in data.splitlines() if line.strip()) == records, name
+
+
+def test_every_split_loads_offline_from_an_empty_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("PRUNELENS_DATA_DIR", raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    found = [label for label, d in sources.candidate_data_dirs() if (d / "gsm8k" / "test.jsonl").is_file()]
-    assert found == ["packaged"]
-    packaged = load_examples("gsm8k", "test")
-    assert len(packaged) == 1319 and packaged == load_examples("gsm8k", "test", data_dir=DATA_DIR)
-    with pytest.raises(PrunelensError, match="no local copy.*HF_HUB_OFFLINE") as error:
-        load_examples("gsm8k", "train")  # only the test split ships
-    assert "\n" not in str(error.value)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub is never reached: the packaged copy answers
+    for name in BENCHMARKS.names():
+        for split in get_benchmark(name).splits:
+            assert load_examples(name, split), (name, split)
+    assert [label for label, _ in sources.candidate_data_dirs()] == ["packaged"]
 
 
-def test_packaged_gsm8k_is_byte_identical_package_data():
-    import hashlib
-    from importlib.resources import files
+def test_no_source_refers_to_a_folder_beside_the_repository():
+    root = Path(__file__).resolve().parents[1]
+    texts = [p for pattern in ("prunelens/**/*.py", "tests/*.py", "experiments/*.py", "*.md", "docs/*.md",
+                               "Makefile", ".ci/*", "pyproject.toml") for p in root.glob(pattern)]  # fmt: skip
+    outside = "../" + "shared"  # spelt apart so that this file does not match itself
+    assert [str(p) for p in texts if outside in p.read_text()] == []
 
-    resource = files("prunelens.datasets") / "data/gsm8k/test.jsonl"
-    assert resource.is_file()
-    data = resource.read_bytes()
-    assert len(data) == 749_738 and hashlib.sha256(data).hexdigest() == PACKAGED_GSM8K_SHA256
-    assert data == (DATA_DIR / "gsm8k" / "test.jsonl").read_bytes()
+
+@pytest.mark.slow
+def test_built_wheel_and_sdist_hold_every_data_file(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    source = tmp_path / "source"  # a copy, so the build leaves the checkout alone
+    shutil.copytree(root / "prunelens", source / "prunelens", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, source / name)
+    for kind in ("wheel", "sdist"):  # one process each: a second build in the same process writes nothing
+        build = f"from setuptools import build_meta; import sys; build_meta.build_{kind}(sys.argv[1])"
+        subprocess.run([sys.executable, "-c", build, str(tmp_path / "dist")], cwd=source, check=True,
+                       capture_output=True)  # fmt: skip
+    wanted = {f"prunelens/datasets/data/{name}" for name in [*packaged_table(), "README.md"]}
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        assert wanted <= set(archive.namelist())
+        assert all(archive.read(f) == (root / f).read_bytes() for f in wanted)
+    (sdist,) = (tmp_path / "dist").glob("*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        assert wanted <= {name.partition("/")[2] for name in archive.getnames()}

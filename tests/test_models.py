@@ -17,7 +17,10 @@ def test_bad_model_specs(spec, message):
 
 
 def test_hub_id_while_offline(monkeypatch, tmp_path):
+    import huggingface_hub.constants as hub_constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)  # read once at import: set it too
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     with pytest.raises(PrunelensError, match="model 'someorg/some-model': could not load from the Hugging Face hub"):
         load_model("someorg/some-model")

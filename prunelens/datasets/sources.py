@@ -1,8 +1,8 @@
-"""Where benchmark rows come from: a local data dir or the HF hub.
+"""Where benchmark rows come from: a data folder, the copy packaged with prunelens, or the HF hub.
 
-Lookup order: ``--data-dir`` (exclusive: nothing else is tried), ``$PRUNELENS_DATA_DIR``, ``../shared/data``
-(next to the cwd, then next to the repo root), the copy packaged in ``prunelens/datasets/data`` (only
-``gsm8k/test.jsonl`` ships), then the Hugging Face hub.
+Lookup order: ``--data-dir`` (exclusive: nothing else is tried), else ``$PRUNELENS_DATA_DIR`` when set, else the
+copy packaged in ``prunelens/datasets/data`` (every split the toolkit uses ships there; provenance, licences and
+checksums in its README), else the Hugging Face hub. No folder outside the package is ever looked at.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from prunelens.errors import PrunelensError, reason
 from prunelens.jsonl import iter_jsonl
 
 DATA_DIR_ENV = "PRUNELENS_DATA_DIR"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGED_DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
@@ -27,8 +26,6 @@ def candidate_data_dirs(explicit: Path | None = None) -> list[tuple[str, Path]]:
     found = []
     if os.environ.get(DATA_DIR_ENV):
         found.append((DATA_DIR_ENV, Path(os.environ[DATA_DIR_ENV])))
-    for base in (Path.cwd(), REPO_ROOT):
-        found.append(("../shared/data", base.parent / "shared" / "data"))
     found.append(("packaged", PACKAGED_DATA_DIR))
     return found
 
