@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from prunelens.errors import PrunelensError
+from prunelens.errors import PrunelensError, reason
 from prunelens.progress import log_line
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -33,6 +33,8 @@ def run_reporting(run, config):
         return run(config, log=log_line)
     except PrunelensError as error:
         fail(str(error))
+    except OSError as error:  # the file system refused (permissions, a full disk, a file where a folder goes)
+        fail(f"{error.filename or config.output_dir()}: {error.strerror or reason(error)}")
     except KeyboardInterrupt:
         fail(f"interrupted; finished examples are kept in {config.output_dir()}; rerun to resume", 130)
 
@@ -46,7 +48,7 @@ def _prune(config, show: bool):
             typer.echo(f"\n=== {ranking.id}  (answer {ranking.answer}, {ranking.seconds or 0:.1f} s)")
             for fraction in ranking.shown_keeps(config.keep):
                 typer.echo(f"--- keep {fraction:g}\n{ranking.marked(fraction)}")
-    typer.echo(f"\n{len(summary.rankings)} records ({len(summary.new_ids)} new) in {summary.out_dir}")
+    typer.echo(f"\n{summary.counts('records')} in {summary.out_dir}")
 
 
 def _features(config):
@@ -54,7 +56,7 @@ def _features(config):
     from prunelens.probes.store import STORE_NAME
 
     summary = run_reporting(run_features, config)
-    typer.echo(f"{len(summary.rankings)} examples ({len(summary.new_ids)} new); features in "
+    typer.echo(f"{summary.counts('examples')}; features in "
                f"{summary.out_dir / STORE_NAME}, H2O rankings in {summary.out_dir / 'rankings.jsonl'}")  # fmt: skip
 
 
@@ -62,7 +64,7 @@ def _rank(config):
     from prunelens.rankers.run import run_rank
 
     summary = run_reporting(run_rank, config)
-    typer.echo(f"{len(summary.rankings)} rankings ({len(summary.new_ids)} new) in {summary.out_dir / 'rankings.jsonl'}")
+    typer.echo(f"{summary.counts('rankings')} in {summary.out_dir / 'rankings.jsonl'}")
 
 
 def _compress(config):
@@ -88,7 +90,8 @@ def _annotate(config):
 
     annotations = run_reporting(annotate_rankings, config)
     failed = sum(a.status != "ok" for a in annotations.values())
-    typer.echo(f"{len(annotations) - failed} chains labelled, {failed} failed; labels in {config.output_path()}")
+    retry = " (rerun with --retry-failed to try them again)" if failed else ""
+    typer.echo(f"{len(annotations) - failed} chains labelled, {failed} failed{retry}; labels in {config.output_path()}")
 
 
 def _annotate_stability(config):
@@ -102,7 +105,10 @@ def _audit(config):
     from prunelens.annotate.audit import run_audit
 
     summary = run_reporting(run_audit, config)
-    typer.echo(f"{summary.table}\n\n{len(summary.verdicts)} verdicts; report in {summary.report}")
+    failed = sum(v["status"] != "ok" for v in summary.verdicts)
+    retry = " (rerun with --retry-failed to try them again)" if failed else ""
+    typer.echo(f"{summary.table}\n\n{len(summary.verdicts) - failed} verdicts, {failed} failed{retry}; report in "
+               f"{summary.report}")  # fmt: skip
 
 
 def _view(config):
@@ -308,7 +314,12 @@ def surrogate_eval(
         data = load_examples_for_surrogate(features, targets, model.config.target)
     except PrunelensError as error:
         fail(str(error))
-    typer.echo(json.dumps(correlations(data, [model.predict(e.x) for e in data]).summary(), indent=2))
+    in_sample = sorted({e.id for e in data} & set(model.meta.get("train_ids", [])))
+    if in_sample:
+        log_line(f"warning: {len(in_sample)} of the {len(data)} evaluation examples were in the surrogate's training "
+                 f"set (e.g. {in_sample[0]!r}): this evaluation is in-sample and overstates how well it generalises")
+    summary = correlations(data, [model.predict(e.x) for e in data]).summary()
+    typer.echo(json.dumps({**summary, "in_sample_examples": len(in_sample)}, indent=2))
 
 
 @surrogate_app.command("predict")

@@ -269,13 +269,15 @@ class CompressConfig:
     """`prunelens compress`: every ranking of a folder cut to each keep fraction in student tokens."""
 
     rankings: Path = setting(help="a rankings folder (`prunelens prune`, `rank` or `features` output)",
-                             result=True)  # fmt: skip
-    keep: list[float] = setting(default_factory=lambda: [0.5, 0.7, 0.9], help="keep fractions in (0, 1], comma-separated",
-                                result=True, cli_type=str, parse=parse_keeps)  # fmt: skip
+                             result=True, input=True)  # fmt: skip
+    keep: list[float] = setting(default_factory=lambda: [0.5, 0.7, 0.9], help="keep fractions in (0, 1], comma-separated "
+                                "(each its own file: a rerun may add others)", cli_type=str, parse=parse_keeps)  # fmt: skip
     student_tokenizer: str = setting("smollm2-135m", "the student's tokenizer: model alias, local dir or HF id",
                                      result=True)  # fmt: skip
     out: Path | None = setting(None, "output folder (default: runs/compress-<rankings>-<student>)")
     skip_bad: bool = setting(False, "log rankings that cannot be cut to skipped.jsonl and go on", flag="--skip-bad")
+    redo_changed: bool = setting(False, "cut again the finished chains whose ranking changed since (else such a "
+                                 "rerun is refused)", flag="--redo-changed")  # fmt: skip
 
     def output_dir(self) -> Path:
         if self.out is not None:
@@ -290,39 +292,68 @@ def chains_path(out_dir: Path, keep: float) -> Path:
 
 def compress_rankings(config: CompressConfig, log=log_line) -> dict[float, list[dict]]:
     """Write, per keep fraction, chains {id, question, reasoning, answer, method, keep, student_tokens, …}
-    whose reasoning has round(keep · n_student) student tokens; resumes per file. Returns the chains."""
+    whose reasoning has round(keep · n_student) student tokens; resumes per file. Every new chain is cut before
+    anything is written, so a failure leaves the folder as it was. A finished chain whose ranking changed since
+    is refused, or with ``redo_changed`` cut again. Returns the chains."""
     from prunelens.errors import BadRecordError
-    from prunelens.jobs.loop import check_settings, record_settings
-    from prunelens.jsonl import append_jsonl, read_finished
+    from prunelens.jobs.loop import check_settings, check_writable, record_settings
+    from prunelens.jsonl import append_jsonl, read_finished, write_jsonl
+    from prunelens.provenance import InputDigests, changed_sources, describe_changes
     from prunelens.ranking import load_rankings
     from prunelens.selection import skip_recorder
 
     keeps = parse_keeps(config.keep)
     out_dir = config.output_dir()
+    check_writable(out_dir)
     check_settings(out_dir, "compress", config)
     rankings = load_rankings(config.rankings)
     if not rankings:
         raise PrunelensError(f"{config.rankings}: no finished rankings to compress")
+    inputs = InputDigests(config)
+    sources = {r.id: inputs.sources(r.id) for r in rankings}
+    finished = {keep: {record["id"]: record for record in read_finished(chains_path(out_dir, keep))} for keep in keeps}
+    changed = {}
+    for records in finished.values():
+        for chain_id, record in records.items():
+            names = changed_sources(record.get("sources"), sources.get(chain_id, {}))
+            if names:
+                changed[chain_id] = names
+    if changed and not config.redo_changed:
+        raise PrunelensError(f"{out_dir}: {len(changed)} finished chain(s) came from other rankings "
+                             f"({describe_changes(changed)}); rerun with --redo-changed to cut them again, "
+                             "or choose another --out")  # fmt: skip
     tokenizer = load_student_tokenizer(config.student_tokenizer)
-    record_settings(out_dir, "compress", config)
-    skip = skip_recorder(out_dir, log)
-    written = {}
+    new, failed = {keep: [] for keep in keeps}, []
     for keep in keeps:
-        path = chains_path(out_dir, keep)
-        done = {record["id"] for record in read_finished(path)}
         for ranking in rankings:
-            if ranking.id in done:
+            if ranking.id in finished[keep] and ranking.id not in changed:
                 continue
             try:
                 matched = matched_chain(ranking.reasoning_tokens, ranking.deletion_order, tokenizer, keep)
             except ValueError as error:
                 if not config.skip_bad:
                     raise BadRecordError(ranking.id, str(error)) from None
-                skip(BadRecordError(ranking.id, str(error)))
+                failed.append(BadRecordError(ranking.id, str(error)))
                 continue
-            append_jsonl(path, {"id": ranking.id, "question": ranking.question, "reasoning": matched.text,
-                                "answer": ranking.answer, "method": ranking.method, "model": ranking.model,
-                                "keep": keep, "student_tokens": matched.student_tokens, "target": matched.target,
-                                "n_student": matched.n_student, "pruner_kept": matched.pruner_kept})  # fmt: skip
+            new[keep].append({"id": ranking.id, "question": ranking.question, "reasoning": matched.text,
+                              "answer": ranking.answer, "method": ranking.method, "model": ranking.model,
+                              "keep": keep, "student_tokens": matched.student_tokens, "target": matched.target,
+                              "n_student": matched.n_student, "pruner_kept": matched.pruner_kept,
+                              "sources": sources[ranking.id]})  # fmt: skip
+    skip = skip_recorder(out_dir, log)
+    for error in failed:
+        skip(error)
+    written = {}
+    for keep in keeps:
+        path = chains_path(out_dir, keep)
+        if new[keep]:
+            record_settings(out_dir, "compress", config)
+        if changed and finished[keep]:
+            log(f"keep {keep:g}: cutting again {len(changed)} chain(s) whose ranking changed ({describe_changes(changed)})")
+            write_jsonl(path, [r for i, r in finished[keep].items() if i not in changed])
+        for record in new[keep]:
+            append_jsonl(path, record)
         written[keep] = read_finished(path)
+    if failed and not any(written.values()):
+        raise PrunelensError(f"no chain could be cut: {len(failed)} skipped (reasons in {out_dir / 'skipped.jsonl'})")
     return written

@@ -17,6 +17,8 @@ def iter_jsonl(path: Path, *, skip_bad: bool = False, on_skip=None) -> Iterator[
     With ``skip_bad`` the malformed line is passed to ``on_skip(error)`` and skipped instead.
     Blank lines are ignored.
     """
+    if Path(path).is_dir():
+        raise PrunelensError(f"{path}: is a folder; a JSON Lines file is expected here")
     if not Path(path).is_file():
         raise PrunelensError(f"{path}: no such file")
     with open(path, "rb") as handle:

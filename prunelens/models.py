@@ -58,16 +58,34 @@ def cache_root() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "prunelens")
 
 
+def available_devices() -> list[str]:
+    """The torch device types this torch build can use here."""
+    import torch
+
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found.append(f"cuda (×{torch.cuda.device_count()})")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        found.append("mps")
+    return found
+
+
 def resolve_device(device: str):
-    """'auto' picks CUDA when present; anything else is passed to torch."""
+    """'auto' picks CUDA when present; anything else is passed to torch, and must be usable here."""
     import torch
 
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except RuntimeError as exc:
-        raise PrunelensError(f"unknown device {device!r}: {exc}") from None
+        raise PrunelensError(f"unknown device {device!r}: {reason(exc)}") from None
+    usable = {"cpu": True, "cuda": torch.cuda.is_available() and (resolved.index or 0) < torch.cuda.device_count(),
+              "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}  # fmt: skip
+    if not usable.get(resolved.type, True):
+        raise PrunelensError(f"--device {device}: not usable with this torch build here "
+                             f"(available: {', '.join(available_devices())})")  # fmt: skip
+    return resolved
 
 
 def resolve_dtype(dtype: str):
@@ -143,6 +161,9 @@ def resolve_directory(spec: str) -> tuple[str, bool]:
         return str(convert_gguf(path, cache_root() / "models" / f"{path.stem}-{key}")), False
     if path.is_dir():
         return str(path), False
+    if path.is_file():
+        raise PrunelensError(f"model {spec!r}: is a file; --model takes an alias, a model folder, a .gguf file or a "
+                             "Hugging Face id")  # fmt: skip
     if spec.startswith((".", "/", "~")) or os.sep in spec and path.parent.exists():
         raise PrunelensError(f"model {spec!r}: no such directory")
     if _HUB_ID.match(spec):

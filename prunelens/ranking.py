@@ -30,7 +30,8 @@ class Ranking:
     readable text), one per id in ``reasoning_ids``; ``offsets`` are the tokenizer's character spans.
     ``deletion_order`` lists positions, first removed first: a permutation of all positions, or a
     prefix of one where a run stopped early. ``scores`` are the per-token values the method ranked by
-    (``score_meaning`` says what they are), where it has them.
+    (``score_meaning`` says what they are), where it has them. ``sources`` holds the digests of the example and
+    the inputs it was computed from, which a rerun checks.
     """
 
     id: str
@@ -48,6 +49,7 @@ class Ranking:
     answer: str = ""
     dataset: str = ""
     seconds: float | None = None
+    sources: dict[str, str | None] | None = None  # content digests of what it was computed from (provenance.py)
 
     @property
     def n(self) -> int:

@@ -33,7 +33,7 @@ class Selection:
     limit: int | None = setting(3, "only the first N selected examples", minimum=0)
     ids: list[str] | None = setting(None, "comma-separated example ids", cli_type=str, parse=split_ids)
     chains: Path | None = setting(None, "JSONL of {id, question, reasoning, answer} instead of a dataset", result=True,
-                                  prefix=True)  # fmt: skip
+                                  prefix=True, input="examples")  # fmt: skip
     device: str = setting("cpu", "cpu | cuda | auto")
     dtype: str = setting("float32", "float32 | bfloat16 | float16 | float64", result=True, name="")
     skip_bad: bool = setting(False, "log bad records to skipped.jsonl and go on", flag="--skip-bad")

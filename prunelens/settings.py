@@ -7,7 +7,9 @@ appears in the default output-folder name (``"k"`` → ``k0.5``; ``""`` → the 
 shows it even at its default; ``prefix`` marks settings the folder name spells out already (model, data);
 ``only_for`` limits a setting to some values of the config's ``method`` (elsewhere it is ignored, so it
 neither names folders nor blocks resumes). ``cli_type`` / ``parse`` convert a CLI string (e.g. ids);
-``argument`` makes the setting a positional CLI argument instead of an option.
+``argument`` makes the setting a positional CLI argument instead of an option. ``input`` marks a file or folder the
+run reads: its content, not its path, is part of what a result was computed from (``prunelens.provenance``;
+``input="examples"`` for a chains file, whose records are the examples themselves).
 """
 
 from __future__ import annotations
@@ -41,11 +43,12 @@ def setting(
     minimum: float | None = None,
     maximum: float | None = None,
     default_factory: Callable[[], Any] | None = None,
+    input: bool | str = False,
 ) -> Any:
     """A dataclass field carrying its help, whether it affects results, and how it shows in names."""
     metadata = {"help": help, "result": result, "name": name, "always": always, "flag": flag, "cli": cli,
                 "argument": argument, "prefix": prefix, "only_for": only_for, "cli_type": cli_type, "parse": parse,
-                "min": minimum, "max": maximum}  # fmt: skip
+                "min": minimum, "max": maximum, "input": input}  # fmt: skip
     if default_factory is not None:
         return field(default_factory=default_factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -77,8 +80,9 @@ def canonical(text: str | None) -> str | None:
 
 
 def identity(config) -> dict[str, str | None]:
-    """The result-affecting settings of ``config`` as strings: what a resumed run must match."""
-    return {f.name: _text(getattr(config, f.name)) for f in result_fields(config)}
+    """The result-affecting settings of ``config`` as strings: what a resumed run must match. Input files and
+    folders are left out: their content is checked per record (``prunelens.provenance``), not their path."""
+    return {f.name: _text(getattr(config, f.name)) for f in result_fields(config) if not f.metadata.get("input")}
 
 
 def identity_defaults(config_type) -> dict[str, str | None]:

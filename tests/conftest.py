@@ -17,8 +17,9 @@ def write_chains(path: Path, rows: list[dict]) -> Path:
 
 
 def comparable(rankings) -> list[dict]:
-    """Rankings (or their records) without timings."""
-    return [{k: v for k, v in (r if isinstance(r, dict) else r.to_dict()).items() if k != "seconds"} for r in rankings]
+    """Rankings (or their records) without timings and provenance (``sources`` names the run's own inputs)."""
+    return [{k: v for k, v in (r if isinstance(r, dict) else r.to_dict()).items() if k not in ("seconds", "sources")}
+            for r in rankings]  # fmt: skip
 
 
 def interrupt_on_call(monkeypatch, owner, name: str, call: int = 2) -> None:

@@ -134,3 +134,16 @@ class ScriptedServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=5)
+
+
+def word_label(word: str) -> str:
+    """The scripted annotator's rule: numbers and operators SymbMath, pronouns CoRef, the rest Grammar."""
+    if re.fullmatch(r"\d+|[+/=*-]", word):
+        return "SymbMath"
+    return "CoRef" if word.lower() in {"she", "we", "them"} else "Grammar"
+
+
+def labels_reply(body: dict, skip: int | None = None, delay: float = 0.0) -> Reply:
+    """A valid reply for the words of ``body`` (index ``skip`` left out, making it invalid)."""
+    entries = [{"i": i, "word": w, "label": word_label(w)} for i, w in enumerate(numbered_words(body)) if i != skip]
+    return ok(json.dumps({"labels": entries}), delay=delay)

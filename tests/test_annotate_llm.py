@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -21,9 +20,11 @@ from openai_stub import (
     ScriptedServer,
     error,
     isolate_from_openai,
+    labels_reply,
     make_ranking,
     numbered_words,
     ok,
+    word_label,
     write_rankings,
 )
 from typer.testing import CliRunner
@@ -35,7 +36,7 @@ from prunelens.annotate.client import (
     ReplyFailed,
     parse_json_object,
 )
-from prunelens.annotate.labels import CATEGORIES, split_words
+from prunelens.annotate.labels import CATEGORIES, load_annotations, split_words
 from prunelens.annotate.llm import parse_labels
 from prunelens.annotate.run import (
     AnnotateConfig,
@@ -45,20 +46,6 @@ from prunelens.annotate.run import (
 )
 from prunelens.cli import app
 from prunelens.errors import PrunelensError
-from prunelens.ranking import load_rankings
-
-
-def word_label(word: str) -> str:
-    """The scripted annotator's rule: numbers and operators SymbMath, pronouns CoRef, the rest Grammar."""
-    if re.fullmatch(r"\d+|[+/=*-]", word):
-        return "SymbMath"
-    return "CoRef" if word.lower() in {"she", "we", "them"} else "Grammar"
-
-
-def labels_reply(body: dict, skip: int | None = None, delay: float = 0.0) -> Reply:
-    """A valid reply for the words of ``body`` (index ``skip`` left out, making it invalid)."""
-    entries = [{"i": i, "word": w, "label": word_label(w)} for i, w in enumerate(numbered_words(body)) if i != skip]
-    return ok(json.dumps({"labels": entries}), delay=delay)
 
 
 def chain_of(body: dict) -> str:
@@ -135,8 +122,10 @@ def test_missing_indices_and_unknown_labels_are_retried_then_fail_with_the_reaso
     n_words = len(split_words(CHAINS["a"]))
     assert f"1 of {n_words} words unlabelled (indices 3)" in server.requests[1]["messages"][-1]["content"]
     assert "unknown label 'Noun'" in server.requests[2]["messages"][-1]["content"]
-    with ScriptedServer([lambda body: labels_reply(body, skip=0)]) as server:
-        failed = annotate_rankings(config_with(server, rankings_dir, limit=1, out=rankings_dir / "x.jsonl"), progress=False)
+    with ScriptedServer([lambda body: labels_reply(body, skip=0)]) as server, pytest.raises(
+            PrunelensError, match=r"every chain failed \(1; first: a: .*--retry-failed"):  # fmt: skip
+        annotate_rankings(config_with(server, rankings_dir, limit=1, out=rankings_dir / "x.jsonl"), progress=False)
+    failed = load_annotations(rankings_dir / "x.jsonl")  # the failure is stored, with its reason
     assert failed["a"].status == "failed" and "words unlabelled (indices 0)" in failed["a"].reason
 
 
@@ -153,9 +142,10 @@ def test_timeouts_are_retried_then_fail(rankings_dir):
     with ScriptedServer([slow, labels_reply]) as server:
         annotations = annotate_rankings(config_with(server, rankings_dir, limit=1, timeout=0.3), progress=False)
     assert annotations["a"].status == "ok" and len(server.requests) == 2
-    with ScriptedServer([slow]) as server:
-        failed = annotate_rankings(config_with(server, rankings_dir, limit=1, timeout=0.3, max_retries=1,
-                                          out=rankings_dir / "slow.jsonl"), progress=False)  # fmt: skip
+    with ScriptedServer([slow]) as server, pytest.raises(PrunelensError, match="every chain failed"):
+        annotate_rankings(config_with(server, rankings_dir, limit=1, timeout=0.3, max_retries=1,
+                                      out=rankings_dir / "slow.jsonl"), progress=False)  # fmt: skip
+    failed = load_annotations(rankings_dir / "slow.jsonl")
     assert failed["a"].status == "failed" and failed["a"].reason == "timed out after 0.3 s (after 2 attempts)"
     assert time.perf_counter() - started < 4
 
@@ -241,7 +231,8 @@ def test_annotate_cli_prints_counts_and_path_and_resumes(rankings_dir):
         args[args.index(None)] = server.url
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
-        assert f"1 chains labelled, 1 failed; labels in {rankings_dir / 'annotations-llm.jsonl'}" in result.output
+        assert (f"1 chains labelled, 1 failed (rerun with --retry-failed to try them again); labels in "
+                f"{rankings_dir / 'annotations-llm.jsonl'}") in result.output
         rerun = CliRunner().invoke(app, args)
     assert rerun.exit_code == 0 and len(server.requests) == 2  # finished (and failed) chains are not asked again
     records = [json.loads(line) for line in (rankings_dir / "annotations-llm.jsonl").read_text().splitlines()]
@@ -294,11 +285,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_transformers_serve_end_to_end(tmp_path, smollm2_dir):
-    """A real OpenAI-compatible server (`transformers serve` with the local smollm2-135m checkpoint) labels one
-    short chain: every token labelled, or the chain recorded as failed with a reason; never a crash. Bounded:
-    60 s for the server to come up, two requests of at most 30 s each."""
+    """A real OpenAI-compatible server (`transformers serve` with the local smollm2-135m checkpoint) answers the
+    annotator's requests through the real openai client. The 135M model cannot follow the label format (at
+    temperature 0 it repeats itself instead of writing JSON), so the chain is recorded as failed with the reply's
+    problem, not a connection error, and the run says so in one line. Bounded: 60 s for the server to come up,
+    two requests of at most 30 s each."""
     from prunelens.rankers.run import RankConfig, run_rank
 
     chains = write_chains(tmp_path / "chains.jsonl", [{"id": "short", "question": "Tom has 3 apples and buys 2. How "
@@ -315,8 +309,8 @@ def test_transformers_serve_end_to_end(tmp_path, smollm2_dir):
         wait_for_server(server, port, log, seconds=60)
         settings = dict(llm_model=str(smollm2_dir), base_url=f"http://127.0.0.1:{port}/v1", no_cache=True,
                         max_retries=1, retry_delay=0, timeout=30, max_tokens=200)  # fmt: skip
-        annotations = annotate_rankings(AnnotateConfig(rankings=tmp_path / "rank", annotator="llm", **settings),
-                                        progress=False)  # fmt: skip
+        with pytest.raises(PrunelensError, match="every chain failed"):
+            annotate_rankings(AnnotateConfig(rankings=tmp_path / "rank", annotator="llm", **settings), progress=False)
     finally:
         server.terminate()
         try:
@@ -324,12 +318,10 @@ def test_transformers_serve_end_to_end(tmp_path, smollm2_dir):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-    annotation, ranking = annotations["short"], load_rankings(tmp_path / "rank")[0]
-    if annotation.status == "ok":
-        assert len(annotation.labels) == ranking.n and set(annotation.labels) <= set(CATEGORIES)
-    else:
-        assert annotation.status == "failed" and annotation.reason and annotation.labels == []
-    print(f"transformers serve + smollm2-135m: {annotation.status}: {annotation.reason or annotation.labels}")
+    annotation = load_annotations(tmp_path / "rank" / "annotations-llm.jsonl")["short"]
+    assert annotation.status == "failed" and annotation.labels == []
+    assert annotation.reason.startswith("invalid reply: malformed JSON") and "(after 2 attempts)" in annotation.reason
+    print(f"transformers serve + smollm2-135m: {annotation.reason}")
 
 
 def wait_for_server(process: subprocess.Popen, port: int, log: Path, seconds: float) -> None:

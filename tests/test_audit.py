@@ -155,5 +155,5 @@ def test_audit_cli(rankings_dir, tmp_path):
         bad = CliRunner().invoke(app, [*common, "--keep", "0,2"])
     assert result.exit_code == 0, result.output
     assert "| Corruption | OK | 0.0% | 100.0% |" in result.output
-    assert f"4 verdicts; report in {tmp_path / 'a' / 'audit.md'}" in result.output
+    assert f"4 verdicts, 0 failed; report in {tmp_path / 'a' / 'audit.md'}" in result.output
     assert bad.exit_code == 2 and "error: --keep values must lie in (0, 1]" in bad.output

@@ -34,6 +34,7 @@ def tiny_config_file(tmp_path, model_dir) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_pipeline_runs_every_stage_and_resumes_after_a_kill(tmp_path, tiny_model_dir, monkeypatch):
     config_path = tiny_config_file(tmp_path, tiny_model_dir)
     config = load_distill_config(config_path)

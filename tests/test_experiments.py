@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 from conftest import DATA_DIR, load_experiment
 
@@ -103,9 +104,8 @@ def test_gpu_check_smoke_run(tmp_path):
     assert [r["backend"] for r in backends] == ["hf", "hf_blockwise"]
 
 
+@pytest.mark.slow
 def test_long_chain_benchmark_runs_small(tmp_path, tiny_model_dir):
-    import pytest
-
     from prunelens.probes.features import FEATURE_DEFINITION
     from prunelens.probes.surrogate import Surrogate, SurrogateConfig
     from prunelens.pruning.benchmark import candidate_tokens

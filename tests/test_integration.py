@@ -77,6 +77,7 @@ def test_hook_backends_agree_on_smollm2(smollm2_dir):
         np.testing.assert_allclose(received, results["hf"], atol=1e-4, err_msg=name)
 
 
+@pytest.mark.slow
 def test_fast_scorer_equals_naive_on_smollm2(smollm2):
     from prunelens.pruning.greedy import greedy_prune
     from prunelens.pruning.prefix_scorer import PrefixCacheScorer

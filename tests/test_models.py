@@ -31,6 +31,7 @@ def test_local_dir_loads(tiny_model_dir):
     assert loaded.max_positions == 400 and loaded.tokenizer.chat_template
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_converted_alias_matches_gguf_logits(smollm2, smollm2_dir):
     import importlib.util

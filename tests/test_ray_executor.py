@@ -57,6 +57,9 @@ class UnstartablePruneJob(PruneJob):
         raise PrunelensError("no scorer here")
 
 
+pytestmark = pytest.mark.slow  # every test here runs on a local Ray cluster
+
+
 @pytest.fixture(scope="module", autouse=True)
 def cluster():
     ray.init(num_cpus=2, log_to_driver=False, configure_logging=False)

@@ -17,6 +17,7 @@ def blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
 
 
+@pytest.mark.slow
 def test_python_blocks_run_as_printed(tmp_path):
     rankings, dynamics = blocks("python")  # in order, in one folder: the second continues the first
     result = subprocess.run([sys.executable, "-c", rankings], cwd=tmp_path, capture_output=True, text=True, timeout=600)
@@ -40,6 +41,7 @@ def test_compress_commands_run_as_printed(tmp_path):
         assert len((tmp_path / "runs" / "uniform-compressed" / f"keep{keep}.jsonl").read_text().splitlines()) == 2
 
 
+@pytest.mark.slow
 def test_distill_commands_run_as_printed(tmp_path):
     import json
 

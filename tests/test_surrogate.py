@@ -63,7 +63,8 @@ def test_save_and_load_roundtrip(tmp_path):
     model.save(tmp_path / "s.pt")
     loaded = Surrogate.load(tmp_path / "s.pt")
     np.testing.assert_allclose(loaded.predict(train[0].x), model.predict(train[0].x))
-    assert loaded.meta == {"model": "m", "feature_definition": "d"} and loaded.config.epochs == 5
+    assert loaded.meta == {"model": "m", "feature_definition": "d", "train_ids": [e.id for e in train]}
+    assert loaded.config.epochs == 5
 
 
 def test_config_rejects_unknown_choices():
@@ -121,7 +122,9 @@ def test_surrogate_cli(tiny_artifacts, tmp_path):
     assert Surrogate.load(saved).meta["model"] and "mean over later" in Surrogate.load(saved).meta["feature_definition"]
     evaluated = runner.invoke(app, ["surrogate", "eval", "--surrogate", str(saved), "--features", str(features),
                                     "--targets", str(targets)])  # fmt: skip
-    assert evaluated.exit_code == 0 and json.loads(evaluated.output)["n_examples"] == 6
+    assert evaluated.exit_code == 0 and json.loads(evaluated.stdout)["n_examples"] == 6
+    assert json.loads(evaluated.stdout)["in_sample_examples"] == 6  # evaluated on its own training examples
+    assert "6 of the 6 evaluation examples were in the surrogate's training set" in evaluated.stderr
     out = tmp_path / "p.jsonl"
     predicted = runner.invoke(app, ["surrogate", "predict", "--surrogate", str(saved), "--features", str(features),
                                     "--out", str(out)])  # fmt: skip

@@ -237,6 +237,7 @@ def show(page, example_id: str):
     assert page.text_content("#example-id") == example_id
 
 
+@pytest.mark.slow
 def test_page_opens_without_errors_or_requests(open_page, labelled_page):
     page = open_page(labelled_page)
     page.check("#categories")
@@ -245,6 +246,7 @@ def test_page_opens_without_errors_or_requests(open_page, labelled_page):
     assert page.seen == {"console": [], "errors": [], "requests": [labelled_page.resolve().as_uri()]}
 
 
+@pytest.mark.slow
 def test_slider_at_half_keeps_round_half_up_tokens_per_method(open_page, plain_page, rankings):
     page = open_page(plain_page)
     for example_id in ("c1", "c2", "c3"):
@@ -260,6 +262,7 @@ def test_slider_at_half_keeps_round_half_up_tokens_per_method(open_page, plain_p
     assert any(r.n % 2 for r in rankings["greedy"].values())  # an odd length exercises the half-up rounding
 
 
+@pytest.mark.slow
 def test_switching_examples_and_search_update_the_text(open_page, plain_page, rankings):
     page = open_page(plain_page)
     for example_id in ("c2", "c1"):
@@ -276,6 +279,7 @@ def test_switching_examples_and_search_update_the_text(open_page, plain_page, ra
     assert page.text_content("#match-count") == "1 of 3 chains"
 
 
+@pytest.mark.slow
 def test_category_colours_only_where_annotations_exist(open_page, plain_page, labelled_page, rankings):
     backgrounds = "s => s.map(e => getComputedStyle(e).backgroundColor)"
     page = open_page(plain_page)
@@ -306,6 +310,7 @@ def test_category_colours_only_where_annotations_exist(open_page, plain_page, la
     assert set(page.eval_on_selector_all(".chain span", backgrounds)) == {"rgba(0, 0, 0, 0)"}
 
 
+@pytest.mark.slow
 def test_arrow_keys_move_the_slider_one_token(open_page, plain_page, rankings):
     page = open_page(plain_page)
     show(page, "c1")
@@ -329,6 +334,7 @@ def test_arrow_keys_move_the_slider_one_token(open_page, plain_page, rankings):
     assert len(unstruck(page, 1)) == deepest + 1
 
 
+@pytest.mark.slow
 def test_hover_shows_step_score_and_category(open_page, labelled_page, rankings):
     page = open_page(labelled_page)
     show(page, "c1")
@@ -349,6 +355,7 @@ def test_hover_shows_step_score_and_category(open_page, labelled_page, rankings)
     assert "not removed by this ranking's recorded steps" in page.text_content("#tip")
 
 
+@pytest.mark.slow
 def test_screenshot_is_not_blank(open_page, labelled_page, tmp_path):
     from PIL import Image
 
@@ -362,6 +369,7 @@ def test_screenshot_is_not_blank(open_page, labelled_page, tmp_path):
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 100  # text, colours and lines, not one flat fill
 
 
+@pytest.mark.slow
 def test_thousand_chains_of_300_tokens_stay_usable(open_page, tmp_path):
     scale = load_experiment("viewer_scale")
     found, annotations = scale.synthetic_rankings(1000, 300)
@@ -381,6 +389,7 @@ def test_thousand_chains_of_300_tokens_stay_usable(open_page, tmp_path):
     assert page.seen["errors"] == [] and page.seen["console"] == []
 
 
+@pytest.mark.slow
 def test_scale_experiment_writes_its_table(tmp_path):
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing (`make browser` installs Debian's chromium-headless-shell)")

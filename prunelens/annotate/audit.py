@@ -118,12 +118,16 @@ def _folded(text: str) -> str:
 class AuditConfig(LLMSettings):
     """`prunelens audit`: the chains of a rankings folder at each keep fraction, rated by an LLM judge."""
 
-    rankings: Path = setting(help="a rankings folder (`prunelens prune` or `rank` output)", result=True)
+    rankings: Path = setting(help="a rankings folder (`prunelens prune` or `rank` output)", result=True, input=True)
     keep: list[float] = setting(default_factory=lambda: [0.5, 0.7, 0.9], cli_type=str, parse=parse_keeps,
                                 help="keep fractions in (0, 1], comma-separated")  # fmt: skip
     out: Path | None = setting(None, "output folder (default: <rankings>/audit-<llm model's last path part>)")
     limit: int | None = setting(None, "only the first N chains of the folder", minimum=1)
     concurrency: int = setting(4, "chains judged at once", minimum=1)
+    retry_failed: bool = setting(False, "judge again the (chain, keep) pairs whose stored verdict failed",
+                                 flag="--retry-failed")  # fmt: skip
+    redo_changed: bool = setting(False, "judge again the chains whose ranking changed since (else refused)",
+                                 flag="--redo-changed")  # fmt: skip
 
     def output_dir(self) -> Path:
         if self.out is not None:
@@ -140,12 +144,13 @@ class AuditSummary:
     table: str
 
 
-def judge(chat: ChatClient, settings: dict, item) -> dict:
+def judge(chat: ChatClient, settings: dict, sources: dict, item) -> dict:
     """One verdict record for (ranking, keep): the five levels, or ``status="failed"`` with the reason."""
     ranking, keep = item
     started = time.perf_counter()
     record = {"id": ranking.id, "method": ranking.method, "keep": keep, "n": ranking.n,
-              "kept_tokens": len(ranking.kept_positions(keep)), "judge": settings}  # fmt: skip
+              "kept_tokens": len(ranking.kept_positions(keep)), "judge": settings,
+              "sources": sources[ranking.id]}  # fmt: skip
     messages = [{"role": "system", "content": SYSTEM_PROMPT},
                 {"role": "user", "content": judge_prompt(ranking.question, ranking.reasoning, ranking.answer,
                                                          ranking.text(keep))}]  # fmt: skip
@@ -172,14 +177,18 @@ def audit_table(verdicts: list[dict], keeps: list[float]) -> str:
 
 
 def run_audit(config: AuditConfig, progress: bool = True, log=log_line) -> AuditSummary:
-    """Rate every (chain, ρ) not yet in ``verdicts.jsonl``, then write ``audit.md``; a rerun resumes."""
+    """Rate every (chain, ρ) not yet in ``verdicts.jsonl`` (with ``retry_failed`` also the failed ones; with
+    ``redo_changed`` those whose ranking changed since, refused otherwise), then write ``audit.md``; a rerun
+    resumes. Raises, after writing the report, when every pair it tried failed."""
     from prunelens.annotate.run import concurrently
-    from prunelens.jobs.loop import check_settings, record_settings
+    from prunelens.jobs.loop import check_settings, check_writable, record_settings
     from prunelens.jsonl import append_jsonl, read_finished
+    from prunelens.provenance import InputDigests, changed_sources, describe_changes
     from prunelens.ranking import load_rankings
 
     keeps = parse_keeps(config.keep)
     out_dir = config.output_dir()
+    check_writable(out_dir)
     check_settings(out_dir, "audit", config)
     rankings = load_rankings(config.rankings)[: config.limit]
     if not rankings:
@@ -189,24 +198,44 @@ def run_audit(config: AuditConfig, progress: bool = True, log=log_line) -> Audit
         if short:
             raise PrunelensError(f"record {ranking.id!r}: its ranking stops at keep {ranking.deepest_keep:.3g}, "
                                  f"before {short[0]:g}; audit keep fractions it reaches")  # fmt: skip
+    inputs = InputDigests(config)
+    sources = {r.id: inputs.sources(r.id) for r in rankings}
+    path = out_dir / VERDICTS_NAME
+    latest = {(v["id"], v["keep"]): v for v in read_finished(path)}  # a later line of a pair replaces an earlier one
+    changed = {i: names for (i, _), v in latest.items() if i in sources
+               and (names := changed_sources(v.get("sources"), sources[i]))}  # fmt: skip
+    if changed and not config.redo_changed:
+        raise PrunelensError(f"{out_dir}: {len(changed)} chain(s) were judged on other rankings "
+                             f"({describe_changes(changed)}); rerun with --redo-changed to judge them again, or "
+                             "choose another --out")  # fmt: skip
     chat = ChatClient(config)
     settings = {"llm_model": config.llm_model, "server": server_host(config), "prompt_version": PROMPT_VERSION}
-    record_settings(out_dir, "audit", config)
-    path = out_dir / VERDICTS_NAME
-    done = {(v["id"], v["keep"]) for v in read_finished(path)}
-    todo = [(r, k) for k in keeps for r in rankings if (r.id, k) not in done]
-    for verdict in concurrently(lambda item: judge(chat, settings, item), todo, config.concurrency, "audit",
+    redo = {pair for pair, v in latest.items() if pair[0] in changed or (config.retry_failed and v["status"] != "ok")}
+    todo = [(r, k) for k in keeps for r in rankings if (r.id, k) not in latest or (r.id, k) in redo]
+    failed = 0
+    if todo:
+        record_settings(out_dir, "audit", config)
+    for verdict in concurrently(lambda item: judge(chat, settings, sources, item), todo, config.concurrency, "audit",
                                 progress, log):  # fmt: skip
         if verdict["status"] != "ok":
             log(f"failed {verdict['id']} at keep {verdict['keep']:g}: {verdict['reason']}")
+            failed += 1
         append_jsonl(path, verdict)
     wanted = {(r.id, k) for r in rankings for k in keeps}
-    verdicts = [v for v in read_finished(path) if (v["id"], v["keep"]) in wanted]
+    latest = {(v["id"], v["keep"]): v for v in read_finished(path)}
+    verdicts = [v for pair, v in latest.items() if pair in wanted]
     table = audit_table(verdicts, keeps)
+    rated = sum(v["status"] == "ok" for v in verdicts)
+    empty = (f"**No chain was rated**: all {len(verdicts)} verdicts failed (first reason: "
+             f"{next(v['reason'] for v in verdicts if v['status'] != 'ok')}); rerun with `--retry-failed`.\n\n"
+             if verdicts and not rated else "")  # fmt: skip
     report = out_dir / REPORT_NAME
     report.write_text(
         f"# Comprehensibility audit: `{config.rankings}`\n\nJudge `{config.llm_model}` ({settings['server']}, prompt "
         f"version {PROMPT_VERSION}), rubric of paper App. E; share of the rated chains at each keep fraction ρ.\n\n"
-        f"{table}\n"
+        f"{empty}{table}\n"
     )
+    if todo and failed == len(todo):
+        raise PrunelensError(f"every verdict failed ({failed}); the failures are kept in {path} and the report in "
+                             f"{report} says so: rerun with --retry-failed to try them again")  # fmt: skip
     return AuditSummary(verdicts, report, table)

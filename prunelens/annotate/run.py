@@ -46,6 +46,9 @@ class AnnotateConfig(LLMSettings):
     out: Path | None = setting(None, "labels file (default: <rankings>/annotations-<annotator>.jsonl)")
     limit: int | None = setting(None, "only the first N chains of the folder", minimum=1)
     concurrency: int = setting(4, "chains annotated at once", minimum=1)
+    retry_failed: bool = setting(False, "annotate again the chains whose stored annotation failed", flag="--retry-failed")
+    redo_changed: bool = setting(False, "annotate again the chains whose tokens changed since (else refused)",
+                                 flag="--redo-changed")  # fmt: skip
 
     def output_path(self) -> Path:
         return Path(self.out) if self.out is not None else annotations_path(self.rankings, self.annotator)
@@ -83,7 +86,9 @@ def annotate_ranking(annotator, name: str, ranking) -> Annotation:
 
 
 def annotate_rankings(config: AnnotateConfig, progress: bool = True, log=log_line) -> dict[str, Annotation]:
-    """Annotate every chain of ``config.rankings`` not yet in the labels file; all annotations by id."""
+    """Annotate every chain of ``config.rankings`` not yet in the labels file (with ``retry_failed`` also those
+    whose annotation failed; with ``redo_changed`` those whose tokens changed since, which are refused otherwise);
+    all annotations by id. Raises when every chain it tried failed (the failures stay stored)."""
     from prunelens.jsonl import append_jsonl
     from prunelens.ranking import load_rankings
 
@@ -95,13 +100,24 @@ def annotate_rankings(config: AnnotateConfig, progress: bool = True, log=log_lin
     if other is not None:
         raise PrunelensError(f"{path} holds labels made with other settings ({other.id!r}: {other.settings}; now "
                              f"{annotator.settings()}); pass another --out")  # fmt: skip
-    todo = [r for r in rankings if r.id not in done]
+    changed = [r.id for r in rankings if r.id in done and done[r.id].digest != tokens_digest(r.model, r.reasoning_ids)]
+    if changed and not config.redo_changed:
+        raise PrunelensError(f"{path}: {len(changed)} chain(s) were labelled on other tokens ({', '.join(changed[:3])}"
+                             f"{' …' if len(changed) > 3 else ''}); rerun with --redo-changed to label them again, "
+                             "or pass another --out")  # fmt: skip
+    redo = set(changed) | {i for i, a in done.items() if config.retry_failed and a.status != "ok"}
+    todo = [r for r in rankings if r.id not in done or r.id in redo]
     path.parent.mkdir(parents=True, exist_ok=True)
     work = partial(annotate_ranking, annotator, config.annotator)
+    failed = []
     for annotation in concurrently(work, todo, config.concurrency, f"annotate ({config.annotator})", progress, log):
         if annotation.status != "ok":
             log(f"failed {annotation.id}: {annotation.reason}")
-        append_jsonl(path, annotation.to_dict())
+            failed.append(annotation)
+        append_jsonl(path, annotation.to_dict())  # a later line of the same id replaces an earlier one
+    if todo and len(failed) == len(todo):
+        raise PrunelensError(f"every chain failed ({len(failed)}; first: {failed[0].id}: {failed[0].reason}); the "
+                             f"failures are kept in {path}: rerun with --retry-failed to try them again")  # fmt: skip
     return load_annotations(path) if path.exists() else {}
 
 

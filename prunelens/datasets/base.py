@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prunelens.provenance import digest
+
 
 @dataclass(frozen=True)
 class Example:
@@ -18,6 +20,10 @@ class Example:
     options: tuple[str, ...] | None = None
     dataset: str = ""
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def digest(self) -> str:
+        """A digest of the content a result depends on: question, reasoning, answer and options."""
+        return digest([self.question, self.reasoning, self.answer, list(self.options or [])])
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from prunelens.datasets import get_benchmark
 from prunelens.datasets.base import Benchmark, Example
 from prunelens.distill.generate import HFGenerator, Sampling, prompt_texts
 from prunelens.jsonl import append_jsonl, read_finished, write_atomic
+from prunelens.provenance import refuse_changed_examples
 from prunelens.progress import log_line
 from prunelens.selection import Selection
 from prunelens.settings import THREADS_HELP, setting
@@ -70,6 +71,7 @@ def evaluate(loaded, bench: Benchmark, examples: list[Example], out_dir: Path, *
     from prunelens.pruning.scorer import HFScorer
 
     path = Path(out_dir) / PREDICTIONS_NAME
+    refuse_changed_examples(read_finished(path), examples, path)
     done = {row["id"] for row in read_finished(path)}
     todo = [e for e in examples if e.id not in done]
     generator, scorer = HFGenerator(loaded, batch_size=batch_size), HFScorer(loaded.model, token_budget=4096)
@@ -78,7 +80,8 @@ def evaluate(loaded, bench: Benchmark, examples: list[Example], out_dir: Path, *
         batch = todo[start : start + batch_size]
         completions = generator.generate(bench, prompt_texts(loaded.tokenizer, bench, batch), sampling)
         for example, (generation,) in zip(batch, completions):
-            append_jsonl(path, _row(loaded.tokenizer, scorer, bench, example, generation))
+            append_jsonl(path, {**_row(loaded.tokenizer, scorer, bench, example, generation),
+                                "sources": {"example": example.digest()}})  # fmt: skip
         log(f"evaluated {len(done) + start + len(batch)}/{len(examples)} questions")
     first = {}
     for row in read_finished(path):  # the first row of an id counts (two runs into one folder may repeat one)
@@ -130,9 +133,10 @@ def run_evaluation(config: EvalConfig, log=log_line) -> Evaluation:
     out_dir = config.output_dir()
     check_settings(out_dir, "eval", config)
     finished = out_dir / EVALUATION_NAME
+    examples = select_examples(config, skip_recorder(out_dir, log))
+    refuse_changed_examples(read_finished(out_dir / PREDICTIONS_NAME), examples, out_dir)
     if finished.exists():
         return Evaluation(**json.loads(finished.read_text()))
-    examples = select_examples(config, skip_recorder(out_dir, log))
     set_threads(config.threads)
     loaded = load_model(config.model, device=config.device, dtype=config.dtype)
     record_settings(out_dir, "eval", config)

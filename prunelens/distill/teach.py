@@ -36,6 +36,7 @@ from prunelens.datasets.base import Benchmark
 from prunelens.errors import PrunelensError
 from prunelens.jsonl import append_jsonl, read_finished
 from prunelens.progress import log_line
+from prunelens.provenance import refuse_changed_examples
 from prunelens.registry import GENERATORS
 from prunelens.selection import Selection, select_examples, skip_recorder
 from prunelens.settings import THREADS_HELP, setting
@@ -109,7 +110,9 @@ def run_teach(config: TeachConfig, log=log_line) -> TeachSummary:
     check_settings(out_dir, JOB, config)
     examples = select_examples(config, skip_recorder(out_dir, log))
     bench = get_benchmark(config.dataset)
-    done = {row["id"] for name in (CHAINS_NAME, REJECTED_NAME) for row in read_finished(out_dir / name)}
+    rows = [row for name in (CHAINS_NAME, REJECTED_NAME) for row in read_finished(out_dir / name)]
+    refuse_changed_examples(rows, examples, out_dir)
+    done = {row["id"] for row in rows}
     todo = [e for e in examples if e.id not in done]
     if todo and config.teacher == "gold":
         record_settings(out_dir, JOB, config)
@@ -170,6 +173,7 @@ def gold_outcome(example: Example) -> tuple[dict, bool]:
 def write_outcome(out_dir: Path, example: Example, row: dict, rejected: bool) -> None:
     """Append a kept chain (with the question and the gold answer) to chains.jsonl, or a rejection."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    row = {**row, "sources": {"example": example.digest()}}
     if rejected:
         append_jsonl(out_dir / REJECTED_NAME, {"id": example.id, **row})
         return

@@ -5,9 +5,10 @@ ones marked in their field metadata) and three steps: ``start`` (build what it n
 model), ``process`` (one example → one ranking, plus an optional per-example store part) and
 ``finish`` (consolidate the parts). The loop does the rest, the same way for every job:
 
-1. validate the settings (``Job.validate``) and refuse a folder holding other result settings,
-   before anything is written; ``run.json`` records the settings only once the model has loaded;
-2. select the examples (dataset split or chains file, ids, limit, shard), skipping finished ids;
+1. validate the settings (``Job.validate``) and refuse a folder holding other result settings or one that
+   cannot be written, before anything is written; ``run.json`` records the settings with the first result;
+2. select the examples (dataset split or chains file, ids, limit, shard), skipping finished ids whose
+   inputs are unchanged (``prunelens.provenance``: a changed one is refused, or redone on request);
 3. per example: tokenise (bad records raise, or go to ``skipped.jsonl`` with ``--skip-bad``), process,
    write the store part, then append the ranking to ``rankings.jsonl`` (so a kill loses at most the
    example in flight and a rerun resumes); in this process, or with ``--executor ray`` on a pool of Ray
@@ -25,10 +26,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from prunelens.errors import BadRecordError, PrunelensError
-from prunelens.jsonl import append_jsonl, read_finished, write_atomic
+from prunelens.jsonl import append_jsonl, read_finished, write_atomic, write_jsonl
 from prunelens.progress import log_line, progress_bar
+from prunelens.provenance import InputDigests, changed_sources, describe_changes
 from prunelens.ranking import Ranking, rankings_file
 from prunelens.selection import (
+    SKIPPED_NAME,
     Selection,
     select_examples,
     skip_recorder,
@@ -55,6 +58,8 @@ class JobConfig(Selection):
     gpus_per_worker: float = setting(0.0, "with --executor ray: GPUs per actor", minimum=0.0)
     cpus_per_worker: float = setting(1.0, "with --executor ray: CPUs per actor (torch threads unless --threads)",
                                      minimum=0.0)  # fmt: skip
+    redo_changed: bool = setting(False, "recompute finished examples whose inputs changed since (else such a "
+                                 "rerun is refused)", flag="--redo-changed")  # fmt: skip
 
     def output_dir(self) -> Path:
         """``out``, else a folder under runs/ named by the job, data, model and result settings."""
@@ -79,6 +84,7 @@ class Job:
     def __init__(self, config: JobConfig):
         self.config = config
         self.progress = True  # per-example progress of its own (e.g. greedy steps); run_job sets it
+        self.log = log_line  # where warnings and progress lines go; run_job sets it
 
     @property
     def name(self) -> str:
@@ -110,6 +116,14 @@ class RunSummary:
     new_ids: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
+    def counts(self, noun: str) -> str:
+        """'3 rankings (1 new)', plus how many were skipped this time, where their reasons are and how to retry."""
+        line = f"{len(self.rankings)} {noun} ({len(self.new_ids)} new)"
+        if self.skipped:
+            line += (f"; {len(self.skipped)} skipped, reasons in {self.out_dir / SKIPPED_NAME} (fix them and rerun: "
+                     "finished ones are kept)")  # fmt: skip
+        return line
+
 
 def read_settings(out_dir: Path) -> dict | None:
     """An output folder's run.json (None if absent); runs from before run.json named its job were prunes."""
@@ -136,6 +150,18 @@ def check_settings(out_dir: Path, job: str, config) -> None:
     if changed:
         listed = ", ".join(f"{key}={then!r} (now {now!r})" for key, then, now in changed)
         raise PrunelensError(f"{out_dir} holds a run with other settings: {listed}; choose another --out")
+
+
+def check_writable(out_dir: Path) -> None:
+    """Refuse, in one line and before any work, an output folder that is a file or cannot be written."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PrunelensError(f"--out {out_dir}: is a file, not a folder")
+    existing = next(p for p in (out_dir, *out_dir.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise PrunelensError(f"--out {out_dir}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PrunelensError(f"--out {out_dir}: {existing} is not writable")
 
 
 def write_settings(out_dir: Path, saved: dict) -> None:
@@ -172,14 +198,15 @@ def load_for(job: Job):
     return load_model(config.model, device=config.device, dtype=config.dtype, attn_implementation=job.attn_implementation)
 
 
-def process_locally(job: Job, todo: list, out_dir: Path, summary: RunSummary, skip, progress: bool, log) -> None:
-    """Step 3 in this process: load the model once, then per example process, write its part, append its ranking."""
+def process_locally(job: Job, todo: list, out_dir: Path, summary: RunSummary, skip, progress: bool, log,
+                    sources: dict[str, dict]) -> None:  # fmt: skip
+    """Step 3 in this process: load the model once, then per example process, write its part, append its ranking
+    (stamped with the example's ``sources``); run.json is written with the first finished example."""
     config = job.config
     records_path = rankings_file(out_dir)
     set_threads(config.threads)
     loaded = load_for(job)
     job.start(loaded)
-    record_settings(out_dir, job.name, config)
     chains = tokenized_chains(config, todo, loaded, skip)
     for example, chain in progress_bar(chains, total=len(todo), desc=job.name, enabled=progress, log=log):
         started = time.perf_counter()
@@ -192,6 +219,8 @@ def process_locally(job: Job, todo: list, out_dir: Path, summary: RunSummary, sk
             continue
         if processed.ranking.seconds is None:  # rankings passed on from another run keep their own time
             processed.ranking.seconds = round(time.perf_counter() - started, 3)
+        processed.ranking.sources = sources[example.id]
+        record_settings(out_dir, job.name, config)
         if processed.write_part is not None:
             processed.write_part(out_dir)
         append_jsonl(records_path, processed.ranking.to_dict())
@@ -199,28 +228,51 @@ def process_locally(job: Job, todo: list, out_dir: Path, summary: RunSummary, sk
 
 
 def run_job(job: Job, progress: bool = True, log=log_line) -> RunSummary:
-    """Run ``job`` over its selection into its output folder, resuming where a previous run stopped."""
+    """Run ``job`` over its selection into its output folder, resuming where a previous run stopped.
+
+    A finished example whose inputs changed since (its record's ``sources``) is refused, or with
+    ``redo_changed`` recomputed; nothing is written before the settings pass and the model has loaded; a run
+    in which every example to do failed raises."""
     config = job.config
     out_dir = config.output_dir()
-    job.progress = progress
+    job.progress, job.log = progress, log
     job.validate()
     if config.executor not in EXECUTORS:
         raise PrunelensError(f"--executor {config.executor!r}: choose one of {', '.join(EXECUTORS)}")
+    if config.executor == "local":  # Ray workers may have devices this process has not
+        from prunelens.models import resolve_device
+
+        resolve_device(config.device)
+    check_writable(out_dir)
     check_settings(out_dir, job.name, config)
     summary = RunSummary(out_dir, [])
     skip = skip_recorder(out_dir, log, summary.skipped)
     examples = select_examples(config, skip)
+    inputs = InputDigests(config)
+    sources = {e.id: inputs.sources(e.id, e.digest()) for e in examples}
     records_path = rankings_file(out_dir)
-    done = {record["id"] for record in read_finished(records_path)}
-    todo = [e for e in examples if e.id not in done]
+    finished = {record["id"]: record for record in read_finished(records_path)}
+    changed = {i: names for i, now in sources.items()
+               if i in finished and (names := changed_sources(finished[i].get("sources"), now))}  # fmt: skip
+    if changed:
+        if not config.redo_changed:
+            raise PrunelensError(f"{out_dir}: {len(changed)} finished example(s) were computed from other inputs "
+                                 f"({describe_changes(changed)}); rerun with --redo-changed to recompute them, "
+                                 "or choose another --out")  # fmt: skip
+        write_jsonl(records_path, [r for i, r in finished.items() if i not in changed])
+        log(f"recomputing {len(changed)} example(s) whose inputs changed ({describe_changes(changed)})")
+    todo = [e for e in examples if e.id not in finished or e.id in changed]
     if todo:
         if config.executor == "ray":  # the same steps on a pool of Ray actors; this process stays the only writer
             from prunelens.jobs.ray_executor import process_on_ray
 
-            process_on_ray(job, todo, out_dir, summary, skip, progress, log)
+            process_on_ray(job, todo, out_dir, summary, skip, progress, log, sources)
         else:
-            process_locally(job, todo, out_dir, summary, skip, progress, log)
+            process_locally(job, todo, out_dir, summary, skip, progress, log, sources)
     summary.rankings = [Ranking.from_dict(r) for r in read_finished(records_path)]
+    if summary.skipped and not {r.id for r in summary.rankings} & sources.keys():
+        raise PrunelensError(f"no selected example finished: {len(summary.skipped)} skipped (reasons in "
+                             f"{out_dir / SKIPPED_NAME}); fix those records and rerun")  # fmt: skip
     if summary.new_ids:
         type(job).finish(out_dir, summary.rankings)
     return summary

@@ -99,7 +99,7 @@ def in_selection_order(records_path: Path, new_ids: list[str]) -> None:
     write_jsonl(records_path, ordered)
 
 
-def process_on_ray(job, todo: list, out_dir: Path, summary, skip, progress: bool, log) -> None:
+def process_on_ray(job, todo: list, out_dir: Path, summary, skip, progress: bool, log, sources: dict[str, dict]) -> None:
     """Step 3 of ``run_job`` on Ray actors (see the module docstring)."""
     from prunelens.jobs.loop import record_settings
     from prunelens.models import load_tokenizer
@@ -124,10 +124,11 @@ def process_on_ray(job, todo: list, out_dir: Path, summary, skip, progress: bool
         done = progress_bar(results, total=len(chains), desc=job.name, enabled=progress, log=log,
                             tokens=lambda item: chain_tokens(item[1]))  # fmt: skip
         try:
-            record_settings(out_dir, job.name, config)  # after every actor loaded the model, as locally
             for example, _, record, parts in done:
                 if record is None:  # skipped
                     continue
+                record["sources"] = sources[example.id]
+                record_settings(out_dir, job.name, config)  # with the first result, as locally
                 for path, data in zip(type(job).part_files(out_dir, example.id), parts):
                     write_atomic(path, data)
                 append_jsonl(records_path, record)

@@ -147,6 +147,9 @@ class Surrogate:
     def load(cls, path: Path) -> "Surrogate":
         import torch
 
+        if Path(path).is_dir():
+            raise PrunelensError(f"--surrogate {path}: is a folder; the file saved by `prunelens surrogate train` "
+                                 "is expected")  # fmt: skip
         if not Path(path).is_file():
             raise PrunelensError(f"--surrogate {path}: no such file (save one with `prunelens surrogate train`)")
         try:
@@ -157,7 +160,8 @@ class Surrogate:
 
 
 def train_surrogate(train: list[ExampleData], config: SurrogateConfig, meta: dict | None = None) -> Surrogate:
-    """Fit a surrogate on training examples (each needs ≥ 2 tokens)."""
+    """Fit a surrogate on training examples (each needs ≥ 2 tokens); its meta records their ids (``train_ids``), so
+    an evaluation can tell held-out examples from in-sample ones."""
     import torch
 
     train = [e for e in train if len(e.y) >= 2]
@@ -165,7 +169,7 @@ def train_surrogate(train: list[ExampleData], config: SurrogateConfig, meta: dic
         raise PrunelensError("no training examples with at least 2 tokens")
     x_all = np.concatenate([e.x for e in train])
     mean, std = x_all.mean(0), x_all.std(0) + 1e-6
-    surrogate = Surrogate(config, mean, std, meta=dict(meta or {}))
+    surrogate = Surrogate(config, mean, std, meta={**(meta or {}), "train_ids": [e.id for e in train]})
     zs = [((e.x - mean) / std).astype(np.float32) for e in train]
     ys = [_zscore(e.y) for e in train]
     if config.kind == "ridge":

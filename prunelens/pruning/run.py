@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -9,12 +10,16 @@ from typing import ClassVar
 from prunelens.errors import PrunelensError
 from prunelens.jobs.loop import Job, JobConfig, Processed, RunSummary, run_job
 from prunelens.progress import log_line
+from prunelens.pruning.eta import APPROXIMATE_MODES, HOUR, StepClock, duration, step_work
 from prunelens.pruning.greedy import Approximation, greedy_prune, planned_steps
 from prunelens.pruning.objectives import Objective
 from prunelens.pruning.store import consolidate, part_path, write_part
 from prunelens.ranking import GreedyRanking
 from prunelens.registry import SCORERS
 from prunelens.settings import setting
+
+LONG_CHAIN_SECONDS = 60.0  # chains estimated to take longer log progress lines inside the chain (off a terminal)
+PROGRESS_EVERY = 30.0  # seconds between those lines
 
 
 @dataclass
@@ -25,7 +30,8 @@ class PruneConfig(JobConfig):
 
     objective: str = setting("joint", "joint: log p(r_S, a | q); answer: log p(a | q, r_S)", result=True, name="",
                              always=True)  # fmt: skip
-    keep: float = setting(0.5, "keep fraction to stop at", result=True, name="k", always=True, minimum=0.0, maximum=1.0)
+    keep: float = setting(0.5, "keep fraction to stop at (0: the full deletion order, every token)", result=True,
+                          name="k", always=True, minimum=0.0, maximum=1.0)  # fmt: skip
     steps: int | None = setting(None, "stop after this many deletions", result=True, name="s", minimum=0)
     token_budget: int = setting(1024, "max tokens per forward batch", minimum=1)
     scorer: str = setting("fast", SCORERS.choices())
@@ -40,7 +46,7 @@ class PruneConfig(JobConfig):
     window: int = setting(0, "with --screen: pick the m by a local w-token cost estimate", result=True, name="w",
                           minimum=0)  # fmt: skip
     surrogate: Path | None = setting(None, "with --screen: pick the m by this trained surrogate's predictions "
-                                     "(`prunelens surrogate train`)", result=True)  # fmt: skip
+                                     "(`prunelens surrogate train`)", result=True, input=True)  # fmt: skip
     anchored: bool = setting(False, "with --window: anchor estimates on exact costs, widen by residuals", result=True,
                              name="anchored", flag="--anchored")  # fmt: skip
     screen_dtype: str | None = setting(None, "APPROXIMATE: score each round on a copy of the model in this dtype "
@@ -93,9 +99,22 @@ class PruneJob(Job):
 
         config = self.config
         total = planned_steps(len(chain.reasoning_ids), config.keep, config.steps)
+        clock = self.clock(example, chain, total)
+        shown = [clock.elapsed]
+
+        def on_step(count: int) -> None:
+            bar.update(count)
+            left = clock.step(count)
+            if bar.disable and self.progress and clock.total() > LONG_CHAIN_SECONDS and clock.elapsed - shown[0] >= PROGRESS_EVERY:
+                shown[0] = clock.elapsed
+                self.log(f"{example.id}: step {clock.done}/{total}, {duration(clock.elapsed)} so far, about "
+                         f"{duration(left)} left")  # fmt: skip
+            elif not bar.disable:
+                bar.set_postfix_str(f"about {duration(left)} left", refresh=False)
+
         with tqdm(total=total, desc=example.id, unit="step", leave=False, disable=not (self.progress and interactive())) as bar:
             result = greedy_prune(self.scorer, chain.prompt_ids, chain.reasoning_ids, chain.answer_ids, self.objective,
-                                  config.keep, config.steps, on_step=bar.update,
+                                  config.keep, config.steps, on_step=on_step,
                                   approximation=config.approximation(), predictor=self.predictor,
                                   screener=self.screener)  # fmt: skip
         ranking = GreedyRanking(
@@ -110,6 +129,20 @@ class PruneJob(Job):
         )  # fmt: skip
         attrs = {"objective": self.objective.value}
         return Processed(ranking, lambda out: write_part(out, example.id, result.candidate_scores, chain.pieces, attrs))
+
+    def clock(self, example, chain, steps: int) -> StepClock:
+        """The chain's cost model, calibrated on one timed forward; warns before an exact run estimated at over an
+        hour."""
+        config = self.config
+        started = time.perf_counter()
+        self.scorer.score(chain.prompt_ids, [chain.reasoning_ids], chain.answer_ids, self.objective)
+        positions = len(chain.prompt_ids) + len(chain.reasoning_ids) + len(chain.answer_ids)
+        work = step_work(len(chain.reasoning_ids), len(chain.prompt_ids), len(chain.answer_ids), steps, config.scorer)
+        clock = StepClock(work, (time.perf_counter() - started) / max(positions, 1))
+        if config.approximation().exact and clock.total() > HOUR:
+            self.log(f"warning: {example.id}: {len(chain.reasoning_ids)} reasoning tokens, {steps} exact greedy steps "
+                     f"estimated at {duration(clock.total())}; approximate modes are much faster: {APPROXIMATE_MODES}")
+        return clock
 
     @classmethod
     def finish(cls, out_dir, rankings):

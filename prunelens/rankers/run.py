@@ -24,11 +24,11 @@ class RankConfig(JobConfig):
     method: str = setting("uniform", RANKERS.choices(), result=True, name="", always=True)
     seed: int = setting(0, "uniform: the random seed", result=True, name="seed", only_for=("uniform",))
     pruning: Path | None = setting(None, "greedy: the `prunelens prune` output folder to read", result=True,
-                                   only_for=("greedy",))  # fmt: skip
+                                   only_for=("greedy",), input=True)  # fmt: skip
     features: Path | None = setting(None, "h2o, surrogate: a `prunelens features` output folder", result=True,
-                                    only_for=("h2o", "surrogate"))  # fmt: skip
+                                    only_for=("h2o", "surrogate"), input=True)  # fmt: skip
     surrogate: Path | None = setting(None, "surrogate: a file saved by `prunelens surrogate train`", result=True,
-                                     only_for=("surrogate",))  # fmt: skip
+                                     only_for=("surrogate",), input=True)  # fmt: skip
     backend: str = setting("hf", f"h2o without --features: the hook backend ({' | '.join(BACKENDS.names())})",
                            result=True, only_for=("h2o",))  # fmt: skip
     classifier: str = setting(DEFAULT_CLASSIFIER, "tokenskip: the LLMLingua-2 token classifier (HF id or local dir)",
