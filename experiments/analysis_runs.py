@@ -78,7 +78,7 @@ def ensure_runs(preset: str = "cpu", objectives=("joint",), baselines=BASELINES,
     a preset; returns {name: run folder}. ``count`` and ``model`` override the preset's (smoke runs)."""
     from prunelens.pruning.run import PruneConfig, run_pruning
     from prunelens.rankers.run import RankConfig, run_rank
-    from prunelens.settings import folder_name
+    from prunelens.core.settings import folder_name
 
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")

@@ -4,7 +4,7 @@ naive and fast exact scorers and approximate modes, with each mode's empirical e
 Chains: the prompt and answer of GSM8K test example 0 around real GSM8K train reasoning joined to each
 length. Nothing is pruned to the end: exact steps are measured on partial steps, approximate modes on
 their first rounds, at every length and at the smallest length's end point; totals are extrapolated
-(prunelens.pruning.scaling). Each measurement runs in a fresh process, so its peak RSS is its own; the
+(prunelens.bench.scaling). Each measurement runs in a fresh process, so its peak RSS is its own; the
 longest length is measured again at each --memory-budgets budget. Writes results/bench_long_chains.md
 and results/bench_long_chains.png.
 
@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 from prunelens.plots import Curve, curves_figure
-from prunelens.progress import log_line
-from prunelens.pruning.benchmark import DEFAULT_MODES, BenchConfig, benchmark_surrogate
-from prunelens.pruning.keep import n_keep
-from prunelens.pruning.scaling import (
+from prunelens.core.progress import log_line
+from prunelens.bench.benchmark import DEFAULT_MODES, BenchConfig, benchmark_surrogate
+from prunelens.core.keep import n_keep
+from prunelens.bench.scaling import (
     CostCurve,
     Job,
     exponent,
@@ -136,7 +136,7 @@ def main(argv=None):
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--lengths", type=int, nargs="+", default=[250, 500, 1000], help="reasoning tokens")
     parser.add_argument("--modes", nargs="+", default=list(DEFAULT), choices=SCALABLE,
-                        help="benchmark modes (prunelens.pruning.benchmark); lazy screening runs one exact step "
+                        help="benchmark modes (prunelens.bench.benchmark); lazy screening runs one exact step "
                         "for real per length")  # fmt: skip
     parser.add_argument("--keep", type=float, default=0.5)
     parser.add_argument("--objective", default="joint", choices=["joint", "answer"])
@@ -220,7 +220,7 @@ def main(argv=None):
         "pruned to the end. The measured numbers are in the second table."
         + (f" Surrogate screening uses {args.surrogate}." if any(m.approximation.by_surrogate for m in modes) else ""),
         "",
-        "Cost model (prunelens/pruning/scaling.py). A run is a schedule of rounds fixed by the lengths and the "
+        "Cost model (prunelens/bench/scaling.py). A run is a schedule of rounds fixed by the lengths and the "
         "mode (block deletions per round; which rounds score every candidate). A round that scores every "
         "candidate (every exact step, every block round, lazy screening's round 0) costs what a partial exact "
         f"step measured: {args.candidates} candidates at the midpoints of equal slices of the chain (more where "

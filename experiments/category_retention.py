@@ -23,8 +23,8 @@ from analysis_runs import add_run_options, describe, ensure_runs
 
 from prunelens.analysis.retention import DEFINITION, category_retention
 from prunelens.annotate.run import AnnotateConfig, annotate_rankings, token_agreement
-from prunelens.ranking import load_rankings
-from prunelens.registry import ANNOTATORS
+from prunelens.core.ranking import load_rankings
+from prunelens.core.registry import ANNOTATORS
 from prunelens.report import write_report
 
 OBJECTIVES = ("joint", "answer")

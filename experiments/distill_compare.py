@@ -15,8 +15,8 @@ from pathlib import Path
 
 from prunelens.distill.report import table
 from prunelens.distill.run import load_distill_config, run_distill
-from prunelens.errors import PrunelensError
-from prunelens.jsonl import read_finished
+from prunelens.core.errors import PrunelensError
+from prunelens.core.jsonl import read_finished
 from prunelens.report import markdown_table, write_report
 
 

@@ -24,7 +24,7 @@ from prunelens.analysis.rank_dynamics import (
     RANDOM_EXPECTED,
     rank_dynamics,
 )
-from prunelens.ranking import load_rankings
+from prunelens.core.ranking import load_rankings
 from prunelens.report import write_report
 
 

@@ -20,9 +20,9 @@ from prunelens.compress import CompressConfig, compress_rankings
 from prunelens.datasets import load_examples
 from prunelens.models import load_tokenizer
 from prunelens.probes.run import FeaturesConfig, run_features
+from prunelens.analysis.surrogate_data import load_examples_for_surrogate
 from prunelens.probes.surrogate import (
     SurrogateConfig,
-    load_examples_for_surrogate,
     train_surrogate,
 )
 from prunelens.pruning.run import PruneConfig, run_pruning

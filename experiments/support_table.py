@@ -28,7 +28,7 @@ ROWS += [("mistral, sliding_window 5", "mistral", {"sliding_window": 5}),
 
 def cell(check) -> str:
     """Run ``check`` (returns None when exact, else a short mismatch description) and classify it."""
-    from prunelens.errors import PrunelensError, reason
+    from prunelens.core.errors import PrunelensError, reason
 
     try:
         problem = check()

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from prunelens.probes.run import FeaturesConfig, run_features
+from prunelens.analysis.surrogate_data import load_examples_for_surrogate
 from prunelens.probes.surrogate import (
     ExampleData,
     SurrogateConfig,
     correlations,
-    load_examples_for_surrogate,
     train_surrogate,
 )  # fmt: skip
 from prunelens.pruning.run import PruneConfig, run_pruning

@@ -20,8 +20,8 @@ from prunelens.annotate.labels import (
     annotations_path,
     tokens_digest,
 )
-from prunelens.pruning.keep import n_keep
-from prunelens.ranking import RANKINGS_NAME, GreedyRanking, Ranking
+from prunelens.core.keep import n_keep
+from prunelens.core.ranking import RANKINGS_NAME, GreedyRanking, Ranking
 from prunelens.report import markdown_table, write_report
 from prunelens.viewer.browser import headless_chromium
 from prunelens.viewer.page import ViewConfig, view_folders

@@ -11,7 +11,7 @@ from pathlib import Path
 from prunelens.annotate.labels import annotations_path
 from prunelens.annotate.run import AnnotateConfig, annotate_rankings
 from prunelens.demo import DemoConfig, run_demo
-from prunelens.ranking import rankings_file
+from prunelens.core.ranking import rankings_file
 from prunelens.viewer.browser import headless_chromium
 from prunelens.viewer.page import ViewConfig, view_folders
 

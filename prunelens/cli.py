@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from prunelens.errors import PrunelensError, reason
-from prunelens.progress import log_line
+from prunelens.core.errors import PrunelensError, reason
+from prunelens.core.progress import log_line
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 surrogate_app = typer.Typer(no_args_is_help=True, help="Train, evaluate and apply attention → pruning-score surrogates.")
@@ -124,7 +124,7 @@ def _view(config):
 
 
 def _bench(config):
-    from prunelens.pruning.benchmark import run_benchmark
+    from prunelens.bench.benchmark import run_benchmark
 
     typer.echo(run_benchmark(config, log=log_line))
 
@@ -135,10 +135,10 @@ def _register_job_commands():
     from prunelens.compress import CompressConfig
     from prunelens.demo import DemoConfig
     from prunelens.probes.run import FeaturesConfig
-    from prunelens.pruning.benchmark import BenchConfig
+    from prunelens.bench.benchmark import BenchConfig
     from prunelens.pruning.run import PruneConfig
     from prunelens.rankers.run import RankConfig
-    from prunelens.settings import cli_command
+    from prunelens.core.settings import cli_command
     from prunelens.viewer.page import ViewConfig
 
     show = (Annotated[bool, typer.Option(help="print the pruned chains")], True)
@@ -201,7 +201,7 @@ def _register_distill_commands():
     from prunelens.distill.evaluate import EvalConfig
     from prunelens.distill.sft import TrainConfig
     from prunelens.distill.teach import TeachConfig
-    from prunelens.settings import cli_command
+    from prunelens.core.settings import cli_command
 
     commands = (
         ("teach", TeachConfig, _teach, None,
@@ -278,9 +278,9 @@ def surrogate_train(
 ):
     """Fit a surrogate on a feature store joined with a pruning run."""
     from prunelens.probes.store import store_meta
+    from prunelens.analysis.surrogate_data import load_examples_for_surrogate
     from prunelens.probes.surrogate import (
         SurrogateConfig,
-        load_examples_for_surrogate,
         train_surrogate,
     )
 
@@ -303,10 +303,10 @@ def surrogate_eval(
     """Mean within-example Pearson and Spearman of the surrogate's predictions, with 95% CIs."""
     import json
 
+    from prunelens.analysis.surrogate_data import load_examples_for_surrogate
     from prunelens.probes.surrogate import (
         Surrogate,
         correlations,
-        load_examples_for_surrogate,
     )
 
     try:
@@ -329,8 +329,9 @@ def surrogate_predict(
     out: Annotated[Path, typer.Option(help="JSONL of {id, predictions}")] = Path("predictions.jsonl"),
 ):
     """Predict per-token scores for every example of a feature store."""
-    from prunelens.jsonl import append_jsonl
-    from prunelens.probes.surrogate import Surrogate, load_examples_for_surrogate
+    from prunelens.core.jsonl import append_jsonl
+    from prunelens.analysis.surrogate_data import load_examples_for_surrogate
+    from prunelens.probes.surrogate import Surrogate
 
     try:
         model = Surrogate.load(surrogate)

@@ -48,9 +48,9 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from prunelens.errors import PrunelensError, reason
-from prunelens.progress import log_line
-from prunelens.settings import folder_name, setting
+from prunelens.core.errors import PrunelensError, reason
+from prunelens.core.progress import log_line
+from prunelens.core.settings import folder_name, setting
 
 Rule = Literal["majority", "max", "min"]
 
@@ -295,11 +295,11 @@ def compress_rankings(config: CompressConfig, log=log_line) -> dict[float, list[
     whose reasoning has round(keep · n_student) student tokens; resumes per file. Every new chain is cut before
     anything is written, so a failure leaves the folder as it was. A finished chain whose ranking changed since
     is refused, or with ``redo_changed`` cut again. Returns the chains."""
-    from prunelens.errors import BadRecordError
-    from prunelens.jobs.loop import check_settings, check_writable, record_settings
-    from prunelens.jsonl import append_jsonl, read_finished, write_jsonl
-    from prunelens.provenance import InputDigests, changed_sources, describe_changes
-    from prunelens.ranking import load_rankings
+    from prunelens.core.errors import BadRecordError
+    from prunelens.jobs.run_folder import check_settings, check_writable, record_settings
+    from prunelens.core.jsonl import append_jsonl, read_finished, write_jsonl
+    from prunelens.core.provenance import InputDigests, changed_sources, describe_changes
+    from prunelens.core.ranking import load_rankings
     from prunelens.selection import skip_recorder
 
     keeps = parse_keeps(config.keep)

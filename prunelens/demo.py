@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from prunelens.errors import PrunelensError
-from prunelens.progress import log_line
-from prunelens.ranking import Ranking
+from prunelens.core.errors import PrunelensError
+from prunelens.core.progress import log_line
+from prunelens.core.ranking import Ranking
 from prunelens.selection import split_ids
-from prunelens.settings import THREADS_HELP, setting
+from prunelens.core.settings import THREADS_HELP, setting
 
 
 @dataclass

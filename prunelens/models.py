@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prunelens.errors import PrunelensError, reason
+from prunelens.core.errors import PrunelensError, reason
 
 CACHE_ENV = "PRUNELENS_CACHE"
 

@@ -42,8 +42,8 @@ def open_consolidated(out_dir: Path, store_name: str, stored_ids, consolidate, w
     ``stored_ids(dataset)`` lists the example ids a store holds; ``consolidate(ids)`` rewrites the store."""
     import xarray as xr
 
-    from prunelens.errors import PrunelensError
-    from prunelens.ranking import load_rankings, rankings_file
+    from prunelens.core.errors import PrunelensError
+    from prunelens.core.ranking import load_rankings, rankings_file
 
     out_dir = Path(out_dir)
     path = out_dir / store_name

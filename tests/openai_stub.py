@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from prunelens.jsonl import append_jsonl
-from prunelens.ranking import Ranking
+from prunelens.core.jsonl import append_jsonl
+from prunelens.core.ranking import Ranking
 
 CHAINS = {
     "a": "Natalia sold 48 clips. She sold half as many in May, so 48 / 2 = 24.",

@@ -45,7 +45,7 @@ from prunelens.annotate.run import (
     annotation_stability,
 )
 from prunelens.cli import app
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 
 
 def chain_of(body: dict) -> str:

@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import FAMILIES, load_experiment, tiny_model
 
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 from prunelens.pruning.greedy import greedy_prune
 from prunelens.pruning.prefix_scorer import PrefixCacheScorer, sliding_window
 from prunelens.pruning.scorer import HFScorer

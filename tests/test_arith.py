@@ -15,7 +15,7 @@ from prunelens.annotate.labels import CATEGORIES, split_words
 from prunelens.annotate.rules import label_spans
 from prunelens.datasets import get_benchmark, load_examples
 from prunelens.datasets.arith import calc
-from prunelens.errors import BadRecordError, PrunelensError
+from prunelens.core.errors import BadRecordError, PrunelensError
 
 SPLITS = {"train": 2000, "dev": 200, "test": 500}
 EQUATION = re.compile(r"(\d+) ([-+*/]) (\d+) = (\d+)")

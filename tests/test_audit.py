@@ -27,8 +27,8 @@ from prunelens.annotate.audit import (
 )
 from prunelens.annotate.client import InvalidReply
 from prunelens.cli import app
-from prunelens.errors import PrunelensError
-from prunelens.jsonl import append_jsonl, read_finished
+from prunelens.core.errors import PrunelensError
+from prunelens.core.jsonl import append_jsonl, read_finished
 
 FULL = {"corruption": "OK", "structural_integrity": "Intact", "semantic_coherence": "OK", "math_state": "Yes",
         "sft_suitability": "Yes"}  # fmt: skip

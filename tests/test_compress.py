@@ -12,7 +12,7 @@ import pytest
 from conftest import DATA_DIR
 
 from prunelens.compress import MatchedChain, load_student_tokenizer, matched_chain
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 
 KEEPS = (0.5, 0.7, 0.9)
 
@@ -276,7 +276,7 @@ def test_compress_rankings_writes_resumes_refuses_and_skips(tmp_path, tiny_model
     from conftest import write_chains
 
     from prunelens.compress import CompressConfig, chains_path, compress_rankings
-    from prunelens.errors import BadRecordError
+    from prunelens.core.errors import BadRecordError
     from prunelens.rankers.run import RankConfig, run_rank
 
     rows = [{"id": f"c{i}", "question": "q?", "reasoning": text, "answer": "1"}

@@ -17,8 +17,8 @@ from prunelens.datasets import get_benchmark, load_examples, partition
 from prunelens.datasets.chains import load_chains
 from prunelens.datasets.grading import extract_letter, numbers_equal
 from prunelens.datasets import sources
-from prunelens.errors import BadRecordError, PrunelensError
-from prunelens.registry import BENCHMARKS
+from prunelens.core.errors import BadRecordError, PrunelensError
+from prunelens.core.registry import BENCHMARKS
 
 
 @pytest.mark.parametrize(

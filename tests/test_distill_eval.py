@@ -18,7 +18,7 @@ from prunelens.distill.evaluate import (
     wilson_interval,
 )
 from prunelens.distill.generate import Generation
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 
 
 def test_wilson_interval_matches_the_closed_form():
@@ -71,7 +71,7 @@ SCRIPT = {"What is 2 + 3?": "2 + 3 = 5\n#### 5", "What is 4 * 2?": "4 * 2 = 9\n#
 
 
 def test_evaluate_grades_known_outputs_and_scores_the_gold_answer(monkeypatch, tmp_path, tiny_loaded):
-    from prunelens.pruning.objectives import Objective
+    from prunelens.core.objectives import Objective
     from prunelens.pruning.scorer import HFScorer
 
     monkeypatch.setattr(evaluate_module, "HFGenerator", ScriptedGenerator(SCRIPT))

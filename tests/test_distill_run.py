@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from prunelens.cli import app
 from prunelens.distill import sft
 from prunelens.distill.run import PRESETS, load_distill_config, run_distill
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 
 
 def tiny_config_file(tmp_path, model_dir) -> str:

@@ -12,7 +12,7 @@ from prunelens.datasets import get_benchmark, load_examples
 from prunelens.distill import sft
 from prunelens.distill.evaluate import Evaluation
 from prunelens.distill.sft import TrainConfig, train_student, training_rows
-from prunelens.errors import BadRecordError, PrunelensError
+from prunelens.core.errors import BadRecordError, PrunelensError
 
 ROWS = [
     {"id": "a", "question": "Tom has 3 apples and buys 4 more. How many?", "reasoning": "3 + 4 = 7 apples.",
@@ -67,7 +67,7 @@ def test_a_finished_training_is_returned_and_other_settings_are_refused(trained,
 def test_the_prompt_is_masked_and_the_eos_is_learned(tmp_path, tiny_model_dir, layout):
     from prunelens.datasets.chains import load_chains
     from prunelens.models import load_model
-    from prunelens.pruning.chain import tokenize_chain
+    from prunelens.datasets.tokenize import tokenize_chain
 
     rows = ROWS + [{"id": "c", "question": "What is 2 + 2?", "reasoning": "\n\n2 + 2 = 4.", "answer": "4"}]
     cfg = TrainConfig(chains=write_chains(tmp_path / "chains.jsonl", rows), student=str(tiny_model_dir),

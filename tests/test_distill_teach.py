@@ -22,9 +22,9 @@ from prunelens.distill.generate import (
 )
 from prunelens.distill.teach import TeachConfig, run_teach
 from prunelens.distill.vllm_generate import VLLMGenerator, prompt_seed
-from prunelens.errors import PrunelensError
-from prunelens.jsonl import read_finished
-from prunelens.registry import GENERATORS
+from prunelens.core.errors import PrunelensError
+from prunelens.core.jsonl import read_finished
+from prunelens.core.registry import GENERATORS
 
 SCRIPT = {  # question -> the completions the scripted teacher returns (gold answers: q1 5, q2 4, q3 7)
     "Q1?": ["wrong\n#### 3", "step a\n#### 5", "#### 5", "step b\n#### 5", "step c\n#### 5.0"],
@@ -81,11 +81,14 @@ def test_keeps_one_seeded_correct_chain_and_rejects_the_rest(scripted, chains, t
         assert row["reasoning"] == random.Random(f"3:{row['id']}").choice(CORRECT[row["id"]])
     assert rows[0] == {"id": "q1", "question": "Q1?", "reasoning": rows[0]["reasoning"], "answer": "5", "teacher":
                        "smollm2-135m", "samples": 5, "correct_samples": 3, "finished_samples": 5,
-                       "generated_tokens": sum(map(len, SCRIPT["Q1?"]))}  # fmt: skip
+                       "generated_tokens": sum(map(len, SCRIPT["Q1?"])),
+                       "sources": {"example": rows[0]["sources"]["example"]}}  # fmt: skip
     assert rows[1]["correct_samples"] == 1  # "no marker but 7" is graded right but has no reasoning before "####"
     (rejected,) = read_finished(tmp_path / "out" / "rejected.jsonl")
     assert rejected == {"id": "q2", "samples": 2, "correct_samples": 0, "finished_samples": 2,
-                        "generated_tokens": sum(map(len, SCRIPT["Q2?"])), "reason": "no correct sample among 2"}  # fmt: skip
+                        "generated_tokens": sum(map(len, SCRIPT["Q2?"])), "reason": "no correct sample among 2",
+                        "sources": {"example": rejected["sources"]["example"]}}  # fmt: skip
+    assert rows[0]["sources"]["example"] != rejected["sources"]["example"]  # each question's own content
     assert len(scripted.calls) == 2 and len(scripted.calls[0]) == 2  # batch_size 8 // 4 samples: 2 questions a call
     seeds = {seed: [r["reasoning"] for r in read_finished(run_teach(config(chains, tmp_path / f"s{seed}", seed=seed),
                                                                       log=lambda line: None).out_dir / "chains.jsonl")]

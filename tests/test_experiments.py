@@ -8,13 +8,13 @@ import torch
 from conftest import DATA_DIR, load_experiment
 
 from prunelens.models import load_model
-from prunelens.pruning.benchmark import (
+from prunelens.bench.benchmark import (
     DEFAULT_MODES,
     modes_table,
     per_chain_table,
     run_modes,
 )
-from prunelens.pruning.chain import TokenizedChain
+from prunelens.core.chain import TokenizedChain
 from prunelens.pruning.compare import (
     deletion_ranks,
     hit_at_s,
@@ -108,9 +108,9 @@ def test_gpu_check_smoke_run(tmp_path):
 def test_long_chain_benchmark_runs_small(tmp_path, tiny_model_dir):
     from prunelens.probes.features import FEATURE_DEFINITION
     from prunelens.probes.surrogate import Surrogate, SurrogateConfig
-    from prunelens.pruning.benchmark import candidate_tokens
+    from prunelens.bench.benchmark import candidate_tokens
     from prunelens.pruning.greedy import EXACT, Approximation, greedy_prune
-    from prunelens.pruning.scaling import Job, partial_step, round_schedule, run_jobs
+    from prunelens.bench.scaling import Job, partial_step, round_schedule, run_jobs
     from prunelens.pruning.scorers import make_scorer
 
     loaded = load_model(str(tiny_model_dir))

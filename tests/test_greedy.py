@@ -5,20 +5,14 @@ import pytest
 import torch
 from conftest import tiny_model
 
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 from prunelens.pruning.greedy import (
     Approximation,
     _neighbors,
     greedy_prune,
     window_costs,
 )
-from prunelens.pruning.keep import (
-    kept_positions,
-    marked_text,
-    n_keep,
-    pruned_ids,
-    pruned_text,
-)
+from prunelens.core.keep import kept_positions, n_keep
 from prunelens.pruning.prefix_scorer import PrefixCacheScorer
 from prunelens.pruning.scorer import HFScorer
 
@@ -86,16 +80,16 @@ def test_max_steps_stops_early():
 
 
 def test_keep_fraction_helpers():
-    from prunelens.ranking import Ranking
+    from prunelens.core.ranking import Ranking
 
     assert n_keep(41, 0.5) == 21 and n_keep(40, 0.5) == 20 and n_keep(7, 1.0) == 7 and n_keep(5, 0.0) == 0
     ranking = Ranking(id="e", method="test", model="m", reasoning="A b c d", reasoning_ids=[10, 11, 12, 13],
                       reasoning_tokens=["A", " b", " c", " d"], offsets=[[0, 1], [1, 3], [3, 5], [5, 7]],
                       deletion_order=[2, 0])  # fmt: skip
     assert kept_positions(ranking.deletion_order, 4, 0.5) == [1, 3]
-    assert ranking.text(0.75) == pruned_text(ranking, 0.75) == "A b d"
-    assert ranking.ids(0.5) == pruned_ids(ranking.to_dict(), 0.5) == [11, 13]
-    assert ranking.marked(0.5) == marked_text(ranking, 0.5) == "[-A-] b[- c-] d"
+    assert ranking.text(0.75) == "A b d"
+    assert ranking.ids(0.5) == [11, 13]
+    assert ranking.marked(0.5) == "[-A-] b[- c-] d"
     assert ranking.marked(1.0) == "A b c d" and ranking.deepest_keep == 0.5
     with pytest.raises(ValueError, match="not reached"):
         ranking.text(0.25)

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from prunelens.cli import app
 from prunelens.datasets import get_benchmark, load_examples
-from prunelens.pruning.chain import tokenize_chain
-from prunelens.pruning.objectives import Objective
+from prunelens.datasets.tokenize import tokenize_chain
+from prunelens.core.objectives import Objective
 from prunelens.pruning.scorer import HFScorer
 
 pytestmark = pytest.mark.integration
@@ -62,7 +62,7 @@ def test_hook_backends_agree_on_smollm2(smollm2_dir):
     """All four backends give the same received attention (30 layers × 9 query heads) on a real chain."""
     from prunelens.models import load_model
     from prunelens.probes.backends import make_backend
-    from prunelens.registry import BACKENDS
+    from prunelens.core.registry import BACKENDS
 
     loaded = load_model(str(smollm2_dir), attn_implementation="eager")
     loaded.name = "smollm2-135m"

@@ -14,8 +14,8 @@ from conftest import comparable, interrupt_on_call, write_chains
 from typer.testing import CliRunner
 
 from prunelens.cli import app
-from prunelens.errors import PrunelensError
-from prunelens.jobs.loop import set_threads
+from prunelens.core.errors import PrunelensError
+from prunelens.jobs.workers import set_threads
 from prunelens.jobs.merge import merge_runs
 from prunelens.probes.run import FeaturesConfig, run_features
 from prunelens.probes.store import open_features
@@ -289,7 +289,7 @@ def test_merged_rank_shards_equal_a_whole_run(tmp_path, settings):
 
 
 def test_surrogate_join_warns_about_thin_targets(tmp_path, settings, features_dir, prune_dir):
-    from prunelens.probes.surrogate import load_examples_for_surrogate
+    from prunelens.analysis.surrogate_data import load_examples_for_surrogate
 
     one = run_pruning(PruneConfig(**settings, out=tmp_path / "one", ids=["c1"], steps=1), progress=False).out_dir
     warnings = []
@@ -310,7 +310,7 @@ def test_surrogate_join_warns_about_thin_targets(tmp_path, settings, features_di
 
 
 def test_progress_is_plain_lines_off_a_terminal(monkeypatch, capsys):
-    import prunelens.progress as progress
+    import prunelens.core.progress as progress
 
     monkeypatch.setattr(progress, "interactive", lambda: False)
     lines = []
@@ -326,7 +326,7 @@ def test_progress_is_plain_lines_off_a_terminal(monkeypatch, capsys):
 
 
 def test_a_run_off_a_terminal_logs_one_line_per_example(tmp_path, settings, monkeypatch, capfd):
-    import prunelens.progress as progress
+    import prunelens.core.progress as progress
 
     monkeypatch.setattr(progress, "interactive", lambda: False)
     lines = []
@@ -379,7 +379,7 @@ def test_prune_prints_the_requested_keep_fraction(tmp_path, chains, tiny_model_d
 
 def test_rankings_reach_keep_fractions_as_rounded():
     from prunelens.demo import demo_report
-    from prunelens.ranking import Ranking
+    from prunelens.core.ranking import Ranking
 
     pieces = [f" t{i}" for i in range(12)]
     ranking = Ranking(id="e", method="greedy", model="m", reasoning="".join(pieces), reasoning_ids=list(range(12)),
@@ -409,7 +409,7 @@ def legacy_copy(prune_dir, target):
 
 
 def test_a_folder_from_the_previous_version_loads_and_resumes(tmp_path, prune_dir, settings):
-    from prunelens.ranking import GreedyRanking, load_rankings
+    from prunelens.core.ranking import GreedyRanking, load_rankings
 
     legacy = legacy_copy(prune_dir, tmp_path / "legacy")
     old = load_rankings(legacy)
@@ -425,7 +425,7 @@ def test_a_folder_from_the_previous_version_loads_and_resumes(tmp_path, prune_di
 
 
 def test_h2o_records_of_the_previous_version_load(tmp_path, features_dir):
-    from prunelens.ranking import load_rankings
+    from prunelens.core.ranking import load_rankings
 
     records = [json.loads(line) for line in (features_dir / "rankings.jsonl").read_text().splitlines()]
     old = [{**{k: v for k, v in r.items() if k not in ("scores", "score_meaning", "settings")},
@@ -448,7 +448,7 @@ def test_a_store_that_misses_examples_is_consolidated_again(tmp_path, settings):
 
 
 def test_reading_rankings_never_changes_the_file(tmp_path, prune_dir):
-    from prunelens.jsonl import append_jsonl, read_finished
+    from prunelens.core.jsonl import append_jsonl, read_finished
 
     path = tmp_path / "rankings.jsonl"
     text = (prune_dir / "rankings.jsonl").read_text()

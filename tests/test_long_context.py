@@ -8,7 +8,7 @@ import torch
 from conftest import load_experiment, tiny_model
 from test_architectures import TOLERANCE, check_backend
 
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 from prunelens.probes import blockwise
 from prunelens.probes.backends import HFBlockwiseBackend
 from prunelens.probes.blockwise import (

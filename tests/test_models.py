@@ -2,7 +2,7 @@
 
 import pytest
 
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 from prunelens.models import load_model
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import tiny_model
 
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 from prunelens.probes.backends import (
     HFBlockwiseBackend,
     HFEagerBackend,
@@ -16,8 +16,8 @@ from prunelens.probes.backends import (
     make_backend,
 )
 from prunelens.probes.features import chain_features
-from prunelens.pruning.chain import TokenizedChain
-from prunelens.rankers.base import ascending_order
+from prunelens.core.chain import TokenizedChain
+from prunelens.core.ranked import ascending_order
 
 
 def reference_received(model, ids):
@@ -96,12 +96,13 @@ def test_features_are_means_over_later_positions_and_h2o_is_the_sum():
 
 
 def test_h2o_order_and_pruned_chain():
+    from prunelens.core.ranked import make_ranking, ranked_by
     from prunelens.datasets.base import Example
-    from prunelens.rankers.h2o import h2o_ranking
 
     assert ascending_order([0.5, 0.1, 0.5, 0.0]) == [3, 1, 0, 2]
     chain = TokenizedChain("e", [1], [5, 6, 7, 8], [9], "x y z w", "", [(0, 1), (1, 3), (3, 5), (5, 7)], ["x", " y", " z", " w"])
-    ranking = h2o_ranking(Example("e", "q", "1"), chain, np.array([0.5, 0.1, 0.5, 0.0]), "m")
+    ranking = make_ranking(Example("e", "q", "1"), chain, method="h2o", model="m",
+                           ranked=ranked_by(np.array([0.5, 0.1, 0.5, 0.0])))  # fmt: skip
     assert ranking.deletion_order == [3, 1, 0, 2] and ranking.text(0.5) == "x z" and ranking.method == "h2o"
 
 

@@ -17,10 +17,10 @@ from prunelens.analysis.rank_dynamics import (
     RankDynamics,
     rank_dynamics,
 )
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 from prunelens.pruning.compare import hit_at_s
 from prunelens.pruning.store import consolidate, write_part
-from prunelens.ranking import GreedyRanking, Ranking, keep_grid
+from prunelens.core.ranking import GreedyRanking, Ranking, keep_grid
 
 
 def greedy(example_id, order, n, **fields):
@@ -197,7 +197,7 @@ def tiny_runs(tmp_path_factory, tiny_model_dir):
 def test_tiny_model_end_to_end_with_save_load_table_and_figure(tmp_path, tiny_runs):
     from matplotlib.image import imread
 
-    from prunelens.ranking import load_rankings
+    from prunelens.core.ranking import load_rankings
 
     prune, uniform = tiny_runs
     result = rank_dynamics(prune, {"uniform": uniform})

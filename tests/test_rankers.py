@@ -10,9 +10,9 @@ from conftest import comparable, interrupt_on_call, write_chains
 from test_tokenskip import classifier_dir  # noqa: F401  (module fixture: a saved tiny LLMLingua-2 classifier)
 from typer.testing import CliRunner
 
-from prunelens.errors import BadRecordError, PrunelensError
+from prunelens.core.errors import BadRecordError, PrunelensError
 from prunelens.rankers.run import RankConfig, run_rank
-from prunelens.registry import RANKERS
+from prunelens.core.registry import RANKERS
 
 CHAINS = [
     {"id": "c1", "question": "Tom has 3 apples and buys 2. How many?", "reasoning": "3 + 2 = 5 apples.", "answer": "5"},
@@ -99,7 +99,7 @@ def test_truncation_removes_from_the_end(rank):
     assert any(r.n % 2 for r in rankings)  # an odd length exercises the rounding
     for r in rankings:
         assert r.deletion_order == list(range(r.n - 1, -1, -1))
-        half = int(0.5 * r.n + 0.5)  # round(0.5 n) with halves up, as prunelens.pruning.keep.n_keep documents
+        half = int(0.5 * r.n + 0.5)  # round(0.5 n) with halves up, as prunelens.core.keep.n_keep documents
         assert r.text(0.5) == "".join(r.reasoning_tokens[:half])
         assert r.text(1.0) == r.reasoning and r.method == "truncation"
 
@@ -107,7 +107,7 @@ def test_truncation_removes_from_the_end(rank):
 def test_surprisal_matches_a_naive_forward(rank, prune_dir, tiny_model_dir):
     from transformers import AutoModelForCausalLM
 
-    from prunelens.ranking import load_rankings
+    from prunelens.core.ranking import load_rankings
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
     got = by_id(rank(method="surprisal", ids=PRUNED))
@@ -142,7 +142,7 @@ def test_h2o_refuses_a_feature_store_of_another_model(rank, features_dir, tiny_m
 
 
 def test_greedy_passes_the_pruning_rankings_on(rank, prune_dir):
-    from prunelens.ranking import load_rankings
+    from prunelens.core.ranking import load_rankings
 
     summary = rank(method="greedy", pruning=prune_dir, ids=PRUNED)
     assert comparable(summary.rankings) == comparable(load_rankings(prune_dir))
@@ -187,10 +187,10 @@ def test_tokenskip_unloadable_classifier_is_one_line(rank, tmp_path):
 
 def test_surrogate_orders_by_predicted_score(rank, features_dir, prune_dir, tiny_model_dir, tmp_path):
     from prunelens.probes.store import FeatureIndex
+    from prunelens.analysis.surrogate_data import load_examples_for_surrogate
     from prunelens.probes.surrogate import (
         Surrogate,
         SurrogateConfig,
-        load_examples_for_surrogate,
         train_surrogate,
     )
 

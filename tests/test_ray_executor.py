@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from conftest import comparable, interrupt_on_call, write_chains
 
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 from prunelens.jobs import ray_executor
 from prunelens.jobs.loop import run_job
 from prunelens.pruning import run as run_module
 from prunelens.pruning.run import PruneConfig, PruneJob, run_pruning
 from prunelens.pruning.store import open_scores
 from prunelens.rankers.run import RankConfig, run_rank
-from prunelens.ranking import load_rankings
+from prunelens.core.ranking import load_rankings
 
 ray = pytest.importorskip("ray")
 

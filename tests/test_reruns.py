@@ -10,7 +10,7 @@ from openai_stub import ScriptedServer, isolate_from_openai, labels_reply, write
 from typer.testing import CliRunner
 
 from prunelens.cli import app
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 from prunelens.pruning import run as prune_module
 from prunelens.pruning.eta import StepClock, step_work
 from prunelens.pruning.run import PruneConfig, run_pruning

@@ -8,8 +8,8 @@ from conftest import load_experiment
 
 from prunelens.analysis.retention import category_retention
 from prunelens.annotate.labels import Annotation, tokens_digest
-from prunelens.errors import PrunelensError
-from prunelens.ranking import Ranking
+from prunelens.core.errors import PrunelensError
+from prunelens.core.ranking import Ranking
 
 GRID = [round(1.0 - 0.1 * k, 10) for k in range(11)]  # 1.0, 0.9, …, 0.0: includes the kink at 0.5
 

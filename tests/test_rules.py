@@ -16,7 +16,7 @@ from prunelens.annotate.labels import (
     split_words,
 )
 from prunelens.annotate.rules import RuleAnnotator, label_spans
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 
 
 def labelled(text: str) -> list[tuple[str, str]]:
@@ -138,7 +138,7 @@ def annotated(rankings_dir):
 
 def test_annotate_a_rankings_folder_offline(rankings_dir, annotated):
     from prunelens.annotate.run import AnnotateConfig, annotate_rankings
-    from prunelens.ranking import load_rankings
+    from prunelens.core.ranking import load_rankings
 
     annotations = annotated
     path = annotations_path(rankings_dir, "offline")
@@ -165,7 +165,7 @@ def test_labels_from_other_annotator_settings_are_not_reused(rankings_dir, annot
     import json
 
     from prunelens.annotate.run import AnnotateConfig, annotate_rankings
-    from prunelens.errors import PrunelensError
+    from prunelens.core.errors import PrunelensError
 
     old = tmp_path / "old-rules.jsonl"
     records = [json.loads(line) for line in annotations_path(rankings_dir, "offline").read_text().splitlines()]
@@ -176,7 +176,7 @@ def test_labels_from_other_annotator_settings_are_not_reused(rankings_dir, annot
 
 def test_a_token_spanning_words_takes_the_higher_priority_label():
     from prunelens.annotate.run import annotate_ranking
-    from prunelens.ranking import Ranking
+    from prunelens.core.ranking import Ranking
 
     ranking = Ranking(id="t", method="uniform", model="m", reasoning="she 3 the", reasoning_ids=[1, 2],
                       reasoning_tokens=["she 3", " the"], offsets=[[0, 5], [5, 9]], deletion_order=[0, 1])  # fmt: skip
@@ -186,7 +186,7 @@ def test_a_token_spanning_words_takes_the_higher_priority_label():
 
 
 def test_labels_of_other_tokens_are_refused(rankings_dir, annotated):
-    from prunelens.ranking import load_rankings
+    from prunelens.core.ranking import load_rankings
 
     annotations = annotated
     ranking = load_rankings(rankings_dir)[0]

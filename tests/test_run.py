@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import comparable, interrupt_on_call, write_chains
 
-from prunelens.errors import BadRecordError, PrunelensError
+from prunelens.core.errors import BadRecordError, PrunelensError
 from prunelens.pruning import run as run_module
 from prunelens.pruning.run import PruneConfig, run_pruning
 from prunelens.pruning.store import open_scores

@@ -5,7 +5,7 @@ import pytest
 import torch
 from conftest import tiny_model
 
-from prunelens.pruning.objectives import Objective
+from prunelens.core.objectives import Objective
 from prunelens.pruning.scorer import HFScorer, target_logprobs
 
 

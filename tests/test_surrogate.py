@@ -9,13 +9,13 @@ from scipy.stats import pearsonr
 from typer.testing import CliRunner
 
 from prunelens.cli import app
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
+from prunelens.analysis.surrogate_data import load_examples_for_surrogate
 from prunelens.probes.surrogate import (
     ExampleData,
     Surrogate,
     SurrogateConfig,
     correlations,
-    load_examples_for_surrogate,
     pearson_loss,
     train_surrogate,
 )  # fmt: skip

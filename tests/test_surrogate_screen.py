@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from conftest import tiny_model
 
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 from prunelens.probes.backends import HFBlockwiseBackend
 from prunelens.probes.features import FEATURE_DEFINITION
 from prunelens.probes.surrogate import Surrogate, SurrogateConfig
-from prunelens.pruning.benchmark import keep_grid, meets_floor
+from prunelens.bench.benchmark import keep_grid, meets_floor
 from prunelens.pruning.greedy import Approximation, calibrated_costs, greedy_prune
 from prunelens.pruning.prefix_scorer import PrefixCacheScorer
 from prunelens.pruning.surrogate_screen import SurrogatePredictor, surrogate_refusal
@@ -146,7 +146,7 @@ def test_prune_job_records_surrogate_screening(tmp_path, tiny_model_dir):
     from conftest import DATA_DIR
 
     from prunelens.pruning.run import PruneConfig, run_pruning
-    from prunelens.ranking import load_rankings
+    from prunelens.core.ranking import load_rankings
 
     path = tmp_path / "surrogate.pt"
     random_surrogate(8, meta={"feature_definition": FEATURE_DEFINITION, "model": str(tiny_model_dir)}).save(path)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 from prunelens.rankers.tokenskip import (
     load_classifier,
     split_words,

@@ -22,10 +22,10 @@ from prunelens.annotate.labels import (
     annotations_path,
     tokens_digest,
 )
-from prunelens.errors import PrunelensError
-from prunelens.pruning.keep import n_keep
+from prunelens.core.errors import PrunelensError
+from prunelens.core.keep import n_keep
 from prunelens.pruning.store import open_scores
-from prunelens.ranking import load_rankings
+from prunelens.core.ranking import load_rankings
 from prunelens.viewer.browser import CHROMIUM, headless_chromium
 from prunelens.viewer.page import (
     Column,

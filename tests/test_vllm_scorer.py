@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import tiny_model
 
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 from prunelens.pruning.scorer import HFScorer
 from prunelens.pruning.vllm_scorer import (
     VLLMScorer,

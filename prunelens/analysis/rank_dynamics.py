@@ -28,11 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 from prunelens.pruning.compare import hit_at_s, removed_between
-from prunelens.pruning.keep import n_keep
-from prunelens.rankers.base import ascending_order
-from prunelens.ranking import GreedyRanking, Ranking, keep_grid, load_rankings
+from prunelens.core.keep import n_keep
+from prunelens.core.ranked import ascending_order
+from prunelens.core.ranking import GreedyRanking, Ranking, keep_grid, load_rankings
 
 LOCAL = "local"
 FROZEN = "frozen (ρ=1.0)"

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from prunelens.annotate.labels import CATEGORIES, Annotation, labels_for
-from prunelens.errors import PrunelensError
-from prunelens.pruning.keep import n_keep
-from prunelens.ranking import Ranking, keep_grid
+from prunelens.core.errors import PrunelensError
+from prunelens.core.keep import n_keep
+from prunelens.core.ranking import Ranking, keep_grid
 
 GRID_STEP = 0.05
 DEFINITION = ("retention of a category at keep fraction rho = the share of its tokens still kept at rho, "

@@ -24,9 +24,9 @@ from prunelens.annotate.client import (
     server_host,
 )
 from prunelens.compress import parse_keeps
-from prunelens.errors import PrunelensError
-from prunelens.progress import log_line
-from prunelens.settings import setting
+from prunelens.core.errors import PrunelensError
+from prunelens.core.progress import log_line
+from prunelens.core.settings import setting
 
 PROMPT_VERSION = "1"
 VERDICTS_NAME = "verdicts.jsonl"
@@ -181,10 +181,10 @@ def run_audit(config: AuditConfig, progress: bool = True, log=log_line) -> Audit
     ``redo_changed`` those whose ranking changed since, refused otherwise), then write ``audit.md``; a rerun
     resumes. Raises, after writing the report, when every pair it tried failed."""
     from prunelens.annotate.run import concurrently
-    from prunelens.jobs.loop import check_settings, check_writable, record_settings
-    from prunelens.jsonl import append_jsonl, read_finished
-    from prunelens.provenance import InputDigests, changed_sources, describe_changes
-    from prunelens.ranking import load_rankings
+    from prunelens.jobs.run_folder import check_settings, check_writable, record_settings
+    from prunelens.core.jsonl import append_jsonl, read_finished
+    from prunelens.core.provenance import InputDigests, changed_sources, describe_changes
+    from prunelens.core.ranking import load_rankings
 
     keeps = parse_keeps(config.keep)
     out_dir = config.output_dir()

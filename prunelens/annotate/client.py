@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-from prunelens.errors import PrunelensError
-from prunelens.settings import setting
+from prunelens.core.errors import PrunelensError
+from prunelens.core.settings import setting
 
 T = TypeVar("T")
 BASE_URL_ENV = "OPENAI_BASE_URL"

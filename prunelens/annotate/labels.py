@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 
 CATEGORIES = ("SymbMath", "MetaDisc", "CoRef", "EntName", "VerbalMath", "Grammar")  # priority order
 WHITESPACE_LABEL = "Grammar"
@@ -93,7 +93,7 @@ def annotations_path(rankings_dir: Path, annotator: str) -> Path:
 
 def load_annotations(path: Path) -> dict[str, Annotation]:
     """Finished annotations by example id (failed ones included, with their reason)."""
-    from prunelens.jsonl import read_finished
+    from prunelens.core.jsonl import read_finished
 
     if not Path(path).exists():
         raise PrunelensError(f"{path}: no annotations (run `prunelens annotate` first)")

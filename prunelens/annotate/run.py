@@ -28,10 +28,10 @@ from prunelens.annotate.labels import (
     token_labels,
     tokens_digest,
 )
-from prunelens.errors import PrunelensError
-from prunelens.progress import log_line, progress_bar
-from prunelens.registry import ANNOTATORS
-from prunelens.settings import setting
+from prunelens.core.errors import PrunelensError
+from prunelens.core.progress import log_line, progress_bar
+from prunelens.core.registry import ANNOTATORS
+from prunelens.core.settings import setting
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -89,8 +89,8 @@ def annotate_rankings(config: AnnotateConfig, progress: bool = True, log=log_lin
     """Annotate every chain of ``config.rankings`` not yet in the labels file (with ``retry_failed`` also those
     whose annotation failed; with ``redo_changed`` those whose tokens changed since, which are refused otherwise);
     all annotations by id. Raises when every chain it tried failed (the failures stay stored)."""
-    from prunelens.jsonl import append_jsonl
-    from prunelens.ranking import load_rankings
+    from prunelens.core.jsonl import append_jsonl
+    from prunelens.core.ranking import load_rankings
 
     annotator = ANNOTATORS.load(config.annotator)(config)
     path = config.output_path()

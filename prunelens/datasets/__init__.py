@@ -6,14 +6,14 @@ import random
 from pathlib import Path
 
 from prunelens.datasets.base import Benchmark, Example
-from prunelens.errors import BadRecordError, PrunelensError
-from prunelens.registry import BENCHMARKS
+from prunelens.core.errors import BadRecordError, PrunelensError
+from prunelens.core.registry import BENCHMARKS
 
 __all__ = ["Benchmark", "Example", "get_benchmark", "load_examples", "partition"]
 
 
 def get_benchmark(name: str) -> Benchmark:
-    """The registered benchmark called ``name`` (``prunelens.registry.BENCHMARKS``); a one-line error
+    """The registered benchmark called ``name`` (``prunelens.core.registry.BENCHMARKS``); a one-line error
     for an unknown one."""
     return BENCHMARKS.load(name)()
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from prunelens.datasets.base import Example, SplitRule, require
 from prunelens.datasets.gsm8k import GSM8K
-from prunelens.errors import BadRecordError, PrunelensError
+from prunelens.core.errors import BadRecordError, PrunelensError
 
 _OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.floordiv}
 

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prunelens.provenance import digest
+from prunelens.core.errors import BadRecordError
+from prunelens.core.provenance import digest
+from prunelens.datasets.sources import read_rows
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,6 @@ class Benchmark:
 
     def rows(self, raw_split: str, data_dir: Path | None = None) -> list[dict[str, Any]]:
         """All raw rows of one raw split; by default read from files or the hub (``sources.read_rows``)."""
-        from prunelens.datasets.sources import read_rows  # sources imports this module
-
         return read_rows(self, raw_split, data_dir)
 
     def parse(self, row: dict[str, Any], raw_split: str, index: int) -> Example:
@@ -96,8 +96,6 @@ class Benchmark:
 
 def require(row: dict[str, Any], key: str, record_id: str) -> Any:
     """row[key], or a BadRecordError naming the record when it is missing or empty."""
-    from prunelens.errors import BadRecordError
-
     value = row.get(key)
     if value is None or (isinstance(value, str) and not value.strip()):
         raise BadRecordError(record_id, f"missing {key!r}")

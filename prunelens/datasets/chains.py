@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from prunelens.datasets.base import Example, require
-from prunelens.errors import BadRecordError, PrunelensError
-from prunelens.jsonl import iter_jsonl
+from prunelens.core.errors import BadRecordError, PrunelensError
+from prunelens.core.jsonl import iter_jsonl
 
 
 def load_chains(path: Path, *, dataset: str = "", skip_bad: bool = False, on_skip=None) -> list[Example]:

@@ -6,7 +6,7 @@ import re
 
 from prunelens.datasets.base import Benchmark, Example, SplitRule, require
 from prunelens.datasets.grading import last_number, numbers_equal
-from prunelens.errors import BadRecordError
+from prunelens.core.errors import BadRecordError
 
 _CALCULATOR = re.compile(r"<<[^>]*>>")
 

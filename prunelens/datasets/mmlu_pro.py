@@ -7,7 +7,7 @@ import string
 
 from prunelens.datasets.base import Benchmark, Example, SplitRule, require
 from prunelens.datasets.grading import extract_letter
-from prunelens.errors import BadRecordError
+from prunelens.core.errors import BadRecordError
 
 LETTERS = string.ascii_uppercase[:10]
 _COT_PREFIX = re.compile(r"^\s*A:\s*")

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prunelens.datasets.base import Benchmark
-from prunelens.errors import PrunelensError, reason
-from prunelens.jsonl import iter_jsonl
+from prunelens.core.errors import PrunelensError, reason
+from prunelens.core.jsonl import iter_jsonl
+
+if TYPE_CHECKING:  # only for annotations: datasets.base reads rows through this module
+    from prunelens.datasets.base import Benchmark
 
 DATA_DIR_ENV = "PRUNELENS_DATA_DIR"
 PACKAGED_DATA_DIR = Path(__file__).resolve().parent / "data"

@@ -19,11 +19,11 @@ from pathlib import Path
 from prunelens.datasets import get_benchmark
 from prunelens.datasets.base import Benchmark, Example
 from prunelens.distill.generate import HFGenerator, Sampling, prompt_texts
-from prunelens.jsonl import append_jsonl, read_finished, write_atomic
-from prunelens.provenance import refuse_changed_examples
-from prunelens.progress import log_line
+from prunelens.core.jsonl import append_jsonl, read_finished, write_atomic
+from prunelens.core.provenance import refuse_changed_examples
+from prunelens.core.progress import log_line
 from prunelens.selection import Selection
-from prunelens.settings import THREADS_HELP, setting
+from prunelens.core.settings import THREADS_HELP, setting
 
 PREDICTIONS_NAME = "predictions.jsonl"
 
@@ -92,8 +92,8 @@ def evaluate(loaded, bench: Benchmark, examples: list[Example], out_dir: Path, *
 def _row(tokenizer, scorer, bench: Benchmark, example: Example, generation) -> dict:
     """One question's prediction row: the completion, its grade, reasoning and generated lengths (tokens) and
     answer log-likelihood."""
-    from prunelens.pruning.chain import prompt_and_answer_ids
-    from prunelens.pruning.objectives import Objective
+    from prunelens.datasets.tokenize import prompt_and_answer_ids
+    from prunelens.core.objectives import Objective
 
     reasoning = bench.reasoning_of(generation.text)
     reasoning = generation.text.strip() if reasoning is None else reasoning
@@ -126,7 +126,8 @@ class EvalConfig(Selection):
 def run_evaluation(config: EvalConfig, log=log_line) -> Evaluation:
     """Evaluate ``config.model`` on the selection; writes predictions.jsonl (resumable) and, once every question is
     done, evaluation.json. A folder whose evaluation.json exists is returned without loading the model."""
-    from prunelens.jobs.loop import check_settings, record_settings, set_threads
+    from prunelens.jobs.run_folder import check_settings, record_settings
+    from prunelens.jobs.workers import set_threads
     from prunelens.models import load_model
     from prunelens.selection import select_examples, skip_recorder
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prunelens.jsonl import write_atomic, write_jsonl
+from prunelens.core.jsonl import write_atomic, write_jsonl
 from prunelens.plots import Curve, curves_figure
 from prunelens.report import markdown_table
 

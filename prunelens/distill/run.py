@@ -28,10 +28,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from prunelens.errors import PrunelensError
-from prunelens.jsonl import append_jsonl, read_finished, write_jsonl
-from prunelens.progress import log_line
-from prunelens.settings import THREADS_HELP, setting
+from prunelens.core.errors import PrunelensError
+from prunelens.core.jsonl import append_jsonl, read_finished, write_jsonl
+from prunelens.core.progress import log_line
+from prunelens.core.settings import THREADS_HELP, setting
 
 GREEDY_METHODS = {"greedy-joint": "joint", "greedy-answer": "answer"}
 STAGE_TABLES = ("teach", "prune", "rank", "train", "eval")
@@ -127,7 +127,7 @@ def load_distill_config(path: Path | None = None, preset: str = "cpu") -> Distil
 def _check_run(config: DistillConfig, path: Path | None) -> None:
     """Refuse, before anything runs, settings that would fail or mislead hours later: unknown methods, keep fractions
     outside (0, 1], learning rates that are not numbers, and training questions that are test questions."""
-    from prunelens.registry import BENCHMARKS, RANKERS
+    from prunelens.core.registry import BENCHMARKS, RANKERS
 
     where = path or "preset"
     BENCHMARKS.get(config.dataset)
@@ -340,7 +340,7 @@ class Pipeline:
     def run(self) -> list[StudentResult]:
         """Every stage in order; returns (and writes) one result per evaluated student."""
         from prunelens.compress import chains_path
-        from prunelens.jobs.loop import set_threads
+        from prunelens.jobs.workers import set_threads
 
         set_threads(self.config.threads)
         self.out.mkdir(parents=True, exist_ok=True)

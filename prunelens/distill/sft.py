@@ -1,6 +1,6 @@
 """Fine-tune a student on (pruned) chains with TRL's SFTTrainer, keeping the checkpoint with the best dev accuracy.
 
-Rows are token ids in exactly the layout pruning scored (``prunelens.pruning.chain.tokenize_chain``): the prompt
+Rows are token ids in exactly the layout pruning scored (``prunelens.datasets.tokenize.tokenize_chain``): the prompt
 (``build_prompt``, the chat template applied once), the reasoning and the answer segment, each tokenised on its own,
 then the tokenizer's EOS, so the student learns to stop. TRL receives them tokenised, with a completion mask: the
 loss covers reasoning, answer and EOS only, and no re-tokenisation can merge the prompt's last token with the first
@@ -30,10 +30,10 @@ from prunelens.datasets import get_benchmark, load_examples
 from prunelens.datasets.base import Benchmark, Example
 from prunelens.datasets.chains import load_chains
 from prunelens.distill.evaluate import evaluate
-from prunelens.errors import BadRecordError, PrunelensError
-from prunelens.jsonl import write_atomic
-from prunelens.progress import log_line
-from prunelens.settings import THREADS_HELP, folder_name, name_parts, setting
+from prunelens.core.errors import BadRecordError, PrunelensError
+from prunelens.core.jsonl import write_atomic
+from prunelens.core.progress import log_line
+from prunelens.core.settings import THREADS_HELP, folder_name, name_parts, setting
 
 JOB = "train"
 SUMMARY_NAME = "train.json"
@@ -116,7 +116,7 @@ def training_rows(tokenizer, bench: Benchmark, examples: list[Example], max_leng
     ``max_length`` tokens (truncation would cut the answer and the EOS). The ids are ``tokenize_chain``'s prompt,
     reasoning and answer ids (each tokenised on its own, as pruning scored them) and the EOS; the mask marks the
     completion, the only tokens with a loss. A record without reasoning or answer raises BadRecordError."""
-    from prunelens.pruning.chain import tokenize_chain
+    from prunelens.datasets.tokenize import tokenize_chain
 
     if tokenizer.eos_token_id is None:
         raise PrunelensError("the student's tokenizer has no EOS token, so it cannot learn to stop")
@@ -269,7 +269,8 @@ def train_student(config: TrainConfig, log=log_line) -> TrainSummary:
     """Fine-tune ``config.student`` on ``config.chains`` into ``config.output_dir()``: the best dev checkpoint in
     ``model/``, dev predictions per evaluated step in ``dev/step-<N>/``, the summary in ``train.json``. A finished
     folder returns its summary; a folder with other result settings is refused."""
-    from prunelens.jobs.loop import check_settings, record_settings, set_threads
+    from prunelens.jobs.run_folder import check_settings, record_settings
+    from prunelens.jobs.workers import set_threads
     from prunelens.models import load_model
 
     out_dir = config.output_dir()

@@ -33,13 +33,13 @@ from pathlib import Path
 
 from prunelens.datasets import Example, get_benchmark
 from prunelens.datasets.base import Benchmark
-from prunelens.errors import PrunelensError
-from prunelens.jsonl import append_jsonl, read_finished
-from prunelens.progress import log_line
-from prunelens.provenance import refuse_changed_examples
-from prunelens.registry import GENERATORS
+from prunelens.core.errors import PrunelensError
+from prunelens.core.jsonl import append_jsonl, read_finished
+from prunelens.core.progress import log_line
+from prunelens.core.provenance import refuse_changed_examples
+from prunelens.core.registry import GENERATORS
 from prunelens.selection import Selection, select_examples, skip_recorder
-from prunelens.settings import THREADS_HELP, setting
+from prunelens.core.settings import THREADS_HELP, setting
 
 JOB = "teach"
 CHAINS_NAME = "chains.jsonl"
@@ -102,7 +102,7 @@ class TeachSummary:
 
 def run_teach(config: TeachConfig, log=log_line) -> TeachSummary:
     """Write the selection's teacher chains into ``config.output_dir()``, resuming a previous run there."""
-    from prunelens.jobs.loop import check_settings, record_settings
+    from prunelens.jobs.run_folder import check_settings, record_settings
 
     started = time.perf_counter()
     config.validate()
@@ -130,7 +130,8 @@ def run_teach(config: TeachConfig, log=log_line) -> TeachSummary:
 def _sample(config: TeachConfig, bench: Benchmark, todo: list[Example], out_dir: Path, log) -> None:
     """Load the teacher, then per generate call sample, judge and write each question's outcome."""
     from prunelens.distill.generate import Sampling, prompt_texts, prompts_per_call
-    from prunelens.jobs.loop import record_settings, set_threads
+    from prunelens.jobs.run_folder import record_settings
+    from prunelens.jobs.workers import set_threads
 
     set_threads(config.threads)
     generator = GENERATORS.load(config.generator).load(config.model, device=config.device, dtype=config.dtype,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from prunelens.datasets.base import Benchmark
 from prunelens.distill.generate import Generation, Sampling, cut_completion, prompt_seed
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 
 
 def _require_vllm():

@@ -8,7 +8,7 @@ model), ``process`` (one example → one ranking, plus an optional per-example s
 1. validate the settings (``Job.validate``) and refuse a folder holding other result settings or one that
    cannot be written, before anything is written; ``run.json`` records the settings with the first result;
 2. select the examples (dataset split or chains file, ids, limit, shard), skipping finished ids whose
-   inputs are unchanged (``prunelens.provenance``: a changed one is refused, or redone on request);
+   inputs are unchanged (``prunelens.core.provenance``: a changed one is refused, or redone on request);
 3. per example: tokenise (bad records raise, or go to ``skipped.jsonl`` with ``--skip-bad``), process,
    write the store part, then append the ranking to ``rankings.jsonl`` (so a kill loses at most the
    example in flight and a rerun resumes); in this process, or with ``--executor ray`` on a pool of Ray
@@ -18,18 +18,21 @@ model), ``process`` (one example → one ranking, plus an optional per-example s
 
 from __future__ import annotations
 
-import json
-import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from prunelens.errors import BadRecordError, PrunelensError
-from prunelens.jsonl import append_jsonl, read_finished, write_atomic, write_jsonl
-from prunelens.progress import log_line, progress_bar
-from prunelens.provenance import InputDigests, changed_sources, describe_changes
-from prunelens.ranking import Ranking, rankings_file
+from prunelens.core.errors import BadRecordError, PrunelensError
+from prunelens.core.jsonl import append_jsonl, read_finished, write_jsonl
+from prunelens.core.progress import log_line, progress_bar
+from prunelens.core.provenance import InputDigests, changed_sources, describe_changes
+from prunelens.core.ranking import Ranking, rankings_file
+from prunelens.core.settings import THREADS_HELP, setting
+from prunelens.jobs.ray_executor import process_on_ray
+from prunelens.jobs.run_folder import check_settings, check_writable, record_settings
+from prunelens.jobs.workers import load_for, set_threads
+from prunelens.models import resolve_device
 from prunelens.selection import (
     SKIPPED_NAME,
     Selection,
@@ -37,9 +40,7 @@ from prunelens.selection import (
     skip_recorder,
     tokenized_chains,
 )
-from prunelens.settings import THREADS_HELP, differences, identity, setting
 
-CONFIG_NAME = "run.json"
 EXECUTORS = ("local", "ray")
 
 
@@ -125,79 +126,6 @@ class RunSummary:
         return line
 
 
-def read_settings(out_dir: Path) -> dict | None:
-    """An output folder's run.json (None if absent); runs from before run.json named its job were prunes."""
-    path = Path(out_dir) / CONFIG_NAME
-    if not path.exists():
-        return None
-    try:
-        saved = json.loads(path.read_text())
-    except ValueError:
-        raise PrunelensError(f"{path} is not valid JSON; restore it or choose another --out") from None
-    saved.setdefault("job", "prune")
-    return saved
-
-
-def check_settings(out_dir: Path, job: str, config) -> None:
-    """Refuse to resume into a folder whose results came from other settings or another job. A setting
-    that a run.json predates counts as its default (the behaviour before the setting existed)."""
-    saved = read_settings(out_dir)
-    if saved is None:
-        return
-    if saved["job"] != job:
-        raise PrunelensError(f"{out_dir} holds a `{saved['job']}` run, not `{job}`; choose another --out")
-    changed = differences(saved.get("identity", {}), identity(config), type(config))
-    if changed:
-        listed = ", ".join(f"{key}={then!r} (now {now!r})" for key, then, now in changed)
-        raise PrunelensError(f"{out_dir} holds a run with other settings: {listed}; choose another --out")
-
-
-def check_writable(out_dir: Path) -> None:
-    """Refuse, in one line and before any work, an output folder that is a file or cannot be written."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise PrunelensError(f"--out {out_dir}: is a file, not a folder")
-    existing = next(p for p in (out_dir, *out_dir.absolute().parents) if p.exists())
-    if not existing.is_dir():
-        raise PrunelensError(f"--out {out_dir}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise PrunelensError(f"--out {out_dir}: {existing} is not writable")
-
-
-def write_settings(out_dir: Path, saved: dict) -> None:
-    """Write run.json atomically (a kill never leaves half a file)."""
-    write_atomic(Path(out_dir) / CONFIG_NAME, json.dumps(saved, indent=2, default=str))
-
-
-def record_settings(out_dir: Path, job: str, config) -> None:
-    """Write run.json (job, result settings, all settings) unless it exists."""
-    if not (Path(out_dir) / CONFIG_NAME).exists():
-        write_settings(out_dir, {"job": job, "identity": identity(config), "config": asdict(config)})
-
-
-def default_threads() -> int:
-    """``OMP_NUM_THREADS`` when it is a positive number, else all cores."""
-    from_env = os.environ.get("OMP_NUM_THREADS", "")
-    return int(from_env) if from_env.isdigit() and int(from_env) > 0 else os.cpu_count() or 1
-
-
-def set_threads(threads: int | None) -> None:
-    """Give torch ``threads`` CPU threads (None: ``default_threads()``)."""
-    import torch
-
-    torch.set_num_threads(threads or default_threads())
-
-
-def load_for(job: Job):
-    """The model (or only its tokenizer, for jobs that need no weights) named by the job's config."""
-    from prunelens.models import load_model, load_tokenizer
-
-    config = job.config
-    if not job.needs_weights:
-        return load_tokenizer(config.model)
-    return load_model(config.model, device=config.device, dtype=config.dtype, attn_implementation=job.attn_implementation)
-
-
 def process_locally(job: Job, todo: list, out_dir: Path, summary: RunSummary, skip, progress: bool, log,
                     sources: dict[str, dict]) -> None:  # fmt: skip
     """Step 3 in this process: load the model once, then per example process, write its part, append its ranking
@@ -240,8 +168,6 @@ def run_job(job: Job, progress: bool = True, log=log_line) -> RunSummary:
     if config.executor not in EXECUTORS:
         raise PrunelensError(f"--executor {config.executor!r}: choose one of {', '.join(EXECUTORS)}")
     if config.executor == "local":  # Ray workers may have devices this process has not
-        from prunelens.models import resolve_device
-
         resolve_device(config.device)
     check_writable(out_dir)
     check_settings(out_dir, job.name, config)
@@ -264,8 +190,6 @@ def run_job(job: Job, progress: bool = True, log=log_line) -> RunSummary:
     todo = [e for e in examples if e.id not in finished or e.id in changed]
     if todo:
         if config.executor == "ray":  # the same steps on a pool of Ray actors; this process stays the only writer
-            from prunelens.jobs.ray_executor import process_on_ray
-
             process_on_ray(job, todo, out_dir, summary, skip, progress, log, sources)
         else:
             process_locally(job, todo, out_dir, summary, skip, progress, log, sources)

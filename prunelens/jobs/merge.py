@@ -5,13 +5,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from prunelens.errors import PrunelensError
-from prunelens.jobs.loop import CONFIG_NAME, read_settings, write_settings
-from prunelens.jsonl import append_jsonl, read_finished
-from prunelens.ranking import RANKINGS_NAME, Ranking, rankings_file
-from prunelens.registry import JOBS
+from prunelens.core.errors import PrunelensError
+from prunelens.jobs.run_folder import CONFIG_NAME, read_settings, write_settings
+from prunelens.core.jsonl import append_jsonl, read_finished
+from prunelens.core.ranking import RANKINGS_NAME, Ranking, rankings_file
+from prunelens.core.registry import JOBS
 from prunelens.selection import parse_shard
-from prunelens.settings import differences
+from prunelens.core.settings import differences
 
 
 def _shard_settings(shard_dirs: list[Path]) -> list[dict]:

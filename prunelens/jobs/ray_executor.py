@@ -31,10 +31,14 @@ import time
 from collections import deque
 from pathlib import Path
 
-from prunelens.errors import BadRecordError, PrunelensError, reason
-from prunelens.jsonl import append_jsonl, read_finished, write_atomic, write_jsonl
-from prunelens.progress import progress_bar
-from prunelens.ranking import rankings_file
+from prunelens.core.errors import BadRecordError, PrunelensError, reason
+from prunelens.core.jsonl import append_jsonl, read_finished, write_atomic, write_jsonl
+from prunelens.core.progress import progress_bar
+from prunelens.core.ranking import rankings_file
+from prunelens.jobs.run_folder import record_settings
+from prunelens.jobs.workers import load_for, set_threads
+from prunelens.models import load_tokenizer
+from prunelens.selection import tokenized_chains
 
 RETRIES = 2  # further attempts of an example after its first failure
 
@@ -55,7 +59,6 @@ class Worker:
     """One actor: the job built once, then ``process`` per example returning plain data for the driver."""
 
     def __init__(self, job_type, config, cwd: str):
-        from prunelens.jobs.loop import load_for, set_threads
 
         if os.path.isdir(cwd):  # relative paths in the config (chains, folders a ranker reads) as on the driver
             os.chdir(cwd)
@@ -87,7 +90,7 @@ def init_error(error) -> str:
     """The exception an actor's ``__init__`` raised, from Ray's error (its last line: ``Type: message``)."""
     lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
     last = [line for line in lines if line][-1] if any(lines) else type(error).__name__
-    return re.sub(r"^(?:\w+\.)+(?=\w+: )", "", last)  # prunelens.errors.PrunelensError: … → PrunelensError: …
+    return re.sub(r"^(?:\w+\.)+(?=\w+: )", "", last)  # prunelens.core.errors.PrunelensError: … → PrunelensError: …
 
 
 def in_selection_order(records_path: Path, new_ids: list[str]) -> None:
@@ -101,9 +104,6 @@ def in_selection_order(records_path: Path, new_ids: list[str]) -> None:
 
 def process_on_ray(job, todo: list, out_dir: Path, summary, skip, progress: bool, log, sources: dict[str, dict]) -> None:
     """Step 3 of ``run_job`` on Ray actors (see the module docstring)."""
-    from prunelens.jobs.loop import record_settings
-    from prunelens.models import load_tokenizer
-    from prunelens.selection import tokenized_chains
 
     ray = import_ray()
     config = job.config

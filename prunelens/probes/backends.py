@@ -12,8 +12,8 @@ from typing import Protocol
 
 import numpy as np
 
-from prunelens.errors import PrunelensError
-from prunelens.registry import BACKENDS
+from prunelens.core.errors import PrunelensError
+from prunelens.core.registry import BACKENDS
 
 
 class AttentionBackend(Protocol):
@@ -193,5 +193,5 @@ class NNsightBackend:
 
 
 def make_backend(name: str, loaded) -> AttentionBackend:
-    """The registered backend ``name`` (``prunelens.registry.BACKENDS``) over a LoadedModel."""
+    """The registered backend ``name`` (``prunelens.core.registry.BACKENDS``) over a LoadedModel."""
     return BACKENDS.load(name).from_loaded(loaded)

@@ -10,7 +10,7 @@ heads × rows × T weights (``BLOCK_ELEMENTS`` by default) instead of heads × T
 
 from __future__ import annotations
 
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 
 IMPLEMENTATION = "prunelens_blockwise"
 EAGER_IMPLEMENTATION = "prunelens_blockwise_eager"  # attention-logit soft-capping (Gemma 2): SDPA cannot

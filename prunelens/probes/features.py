@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from prunelens.probes.backends import AttentionBackend
-from prunelens.pruning.chain import TokenizedChain
+from prunelens.core.chain import TokenizedChain
 
 FEATURE_DEFINITION = (
     "attention[token, layer, head] = mean over later positions i > j of A[layer, head, i, j], the attention "

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from prunelens.core.progress import log_line
+from prunelens.core.ranked import make_ranking, ranked_by
+from prunelens.core.registry import BACKENDS
+from prunelens.core.settings import setting
 from prunelens.jobs.loop import Job, JobConfig, Processed, RunSummary, run_job
-from prunelens.progress import log_line
-from prunelens.registry import BACKENDS
-from prunelens.settings import setting
+from prunelens.probes.features import H2O_DEFINITION
 
 
 @dataclass
@@ -38,11 +40,11 @@ class FeaturesJob(Job):
     def process(self, example, chain):
         from prunelens.probes.features import chain_features
         from prunelens.probes.store import write_part
-        from prunelens.rankers.h2o import h2o_ranking
 
         features = chain_features(self.backend, chain)
         attrs = {"model": self.config.model, "backend": self.config.backend}
-        ranking = h2o_ranking(example, chain, features.h2o, self.config.model)
+        ranking = make_ranking(example, chain, method="h2o", model=self.config.model, ranked=ranked_by(features.h2o),
+                               score_meaning=H2O_DEFINITION)  # fmt: skip
         return Processed(ranking, lambda out: write_part(out, features, attrs, self.config.float16))
 
     @classmethod

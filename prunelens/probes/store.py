@@ -88,7 +88,7 @@ def open_features(path: Path):
     where the run was interrupted before its own consolidation) or the .nc file itself."""
     import xarray as xr
 
-    from prunelens.errors import PrunelensError
+    from prunelens.core.errors import PrunelensError
 
     path = Path(path)
     if not path.exists():
@@ -122,7 +122,7 @@ class FeatureIndex:
 
     def rows_for(self, example_id: str, token_ids: list[int]) -> np.ndarray:
         """The store rows of one example; BadRecordError if it is absent or was tokenised differently."""
-        from prunelens.errors import BadRecordError
+        from prunelens.core.errors import BadRecordError
 
         rows = self.rows.get(example_id)
         if rows is None:
@@ -133,7 +133,7 @@ class FeatureIndex:
 
     def check_model(self, model: str) -> None:
         """A one-line error when the store's features came from another model than ``model``."""
-        from prunelens.errors import PrunelensError
+        from prunelens.core.errors import PrunelensError
 
         if self.attrs.get("model") != model:
             raise PrunelensError(f"the feature store {self.path} was made with model {self.attrs.get('model')!r}, "

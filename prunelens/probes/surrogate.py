@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 
 KINDS = ("mlp", "ridge")
 LOSSES = ("pearson", "mse")
@@ -47,49 +47,6 @@ class SurrogateConfig:
         for value, known, what in ((self.kind, KINDS, "kind"), (self.loss, LOSSES, "loss"), (self.target, TARGETS, "target")):
             if value not in known:
                 raise PrunelensError(f"unknown surrogate {what} {value!r} (known: {', '.join(known)})")
-
-
-def load_examples_for_surrogate(features_path: Path, pruning_dir: Path | None, target: str = "score",
-                                warn=None) -> list[ExampleData]:  # fmt: skip
-    """Join a feature store with a pruning run by example id; ``pruning_dir`` None gives y = NaN
-    (for prediction). Token ids must agree, else the two were tokenised differently. ``warn`` gets a
-    line when the targets cover under half of the store's examples, or when rank targets come from
-    runs of at most one step (every token but one then shares the last rank)."""
-    from prunelens.probes.store import FeatureIndex
-    from prunelens.pruning.compare import deletion_ranks
-    from prunelens.pruning.store import open_scores
-    from prunelens.ranking import load_rankings
-
-    store = FeatureIndex(features_path)
-    records, scores = {}, None
-    if pruning_dir is not None:
-        records = {r.id: r for r in load_rankings(Path(pruning_dir))}
-        scores = open_scores(pruning_dir)
-    data = []
-    for example_id, rows in store.rows.items():
-        x = store.attention[rows].reshape(len(rows), -1)
-        if pruning_dir is None:
-            data.append(ExampleData(example_id, x, np.full(len(rows), np.nan)))
-            continue
-        record = records.get(example_id)
-        if record is None:
-            continue
-        store.rows_for(example_id, record.reasoning_ids)  # the same tokens, or a one-line error
-        if target == "score":
-            if not record.deletion_order:
-                continue
-            y = scores["candidate_scores"].sel(example=example_id).values[0, : len(rows)]
-        else:
-            y = deletion_ranks(record.deletion_order, len(rows)) / len(rows)
-        data.append(ExampleData(example_id, x, np.asarray(y, dtype=np.float64)))
-    if scores is not None:
-        scores.close()
-        total = len(store.rows)
-        if warn is not None and len(data) < total / 2:
-            warn(f"warning: the targets in {pruning_dir} cover only {len(data)} of the {total} examples in the feature store")
-        if warn is not None and target == "rank" and records and max(len(r.deletion_order) for r in records.values()) <= 1:
-            warn("warning: --target rank with runs of at most one step: nearly every token shares the last rank")
-    return data
 
 
 def _zscore(y: np.ndarray) -> np.ndarray:

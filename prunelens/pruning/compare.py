@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from prunelens.pruning.keep import n_keep
+from prunelens.core.keep import n_keep
 
 DEFAULT_BANDS = ((1.0, 0.9), (0.9, 0.7), (0.7, 0.5))
 

@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 from prunelens.models import DTYPES
-from prunelens.pruning.keep import n_keep
-from prunelens.pruning.objectives import Objective
+from prunelens.core.keep import n_keep
+from prunelens.core.objectives import Objective
 from prunelens.pruning.scorer import Scorer
 
 SCREEN_BY = ("cost", "surrogate")

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prunelens.errors import PrunelensError
-from prunelens.pruning.objectives import Objective
+from prunelens.core.errors import PrunelensError
+from prunelens.core.objectives import Objective
 from prunelens.pruning.scorer import ScorerStats, target_logprobs
 
 

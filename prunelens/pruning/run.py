@@ -7,16 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 from prunelens.jobs.loop import Job, JobConfig, Processed, RunSummary, run_job
-from prunelens.progress import log_line
+from prunelens.core.progress import log_line
 from prunelens.pruning.eta import APPROXIMATE_MODES, HOUR, StepClock, duration, step_work
 from prunelens.pruning.greedy import Approximation, greedy_prune, planned_steps
-from prunelens.pruning.objectives import Objective
+from prunelens.core.objectives import Objective
 from prunelens.pruning.store import consolidate, part_path, write_part
-from prunelens.ranking import GreedyRanking
-from prunelens.registry import SCORERS
-from prunelens.settings import setting
+from prunelens.core.ranking import GreedyRanking
+from prunelens.core.registry import SCORERS
+from prunelens.core.settings import setting
 
 LONG_CHAIN_SECONDS = 60.0  # chains estimated to take longer log progress lines inside the chain (off a terminal)
 PROGRESS_EVERY = 30.0  # seconds between those lines
@@ -95,7 +95,7 @@ class PruneJob(Job):
     def process(self, example, chain):
         from tqdm.auto import tqdm
 
-        from prunelens.progress import interactive
+        from prunelens.core.progress import interactive
 
         config = self.config
         total = planned_steps(len(chain.reasoning_ids), config.keep, config.steps)

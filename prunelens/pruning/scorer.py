@@ -8,7 +8,7 @@ from typing import Protocol
 
 import numpy as np
 
-from prunelens.pruning.objectives import Objective
+from prunelens.core.objectives import Objective
 
 
 @dataclass

@@ -1,8 +1,8 @@
-"""Scorer backends by name: what `--scorer` selects (entries of ``prunelens.registry.SCORERS``)."""
+"""Scorer backends by name: what `--scorer` selects (entries of ``prunelens.core.registry.SCORERS``)."""
 
 from __future__ import annotations
 
-from prunelens.registry import SCORERS
+from prunelens.core.registry import SCORERS
 
 
 def make_scorer(name: str, model, token_budget: int):

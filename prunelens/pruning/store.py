@@ -68,7 +68,7 @@ def consolidate(out_dir: Path, example_ids: Sequence[str], attrs: dict) -> Path:
 def open_scores(out_dir: Path):
     """Open a run's candidate scores lazily (consolidating the finished examples first where the run was
     interrupted before its own consolidation)."""
-    from prunelens.ranking import load_rankings
+    from prunelens.core.ranking import load_rankings
 
     def consolidate_finished(ids):
         first = load_rankings(out_dir)[0]

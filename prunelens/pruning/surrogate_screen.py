@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 from prunelens.probes.features import FEATURE_DEFINITION, received_sums
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from prunelens.errors import PrunelensError
-from prunelens.pruning.objectives import Objective
+from prunelens.core.errors import PrunelensError
+from prunelens.core.objectives import Objective
 from prunelens.pruning.scorer import ScorerStats
 
 

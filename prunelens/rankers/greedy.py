@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prunelens.errors import BadRecordError, PrunelensError
+from prunelens.core.errors import BadRecordError, PrunelensError
 from prunelens.rankers.base import Ranker
 
 
@@ -12,7 +12,7 @@ class GreedyRanker(Ranker):
     """Reads ``--pruning DIR``; each selected example must have a finished greedy ranking there."""
 
     def validate(self):
-        from prunelens.ranking import load_rankings
+        from prunelens.core.ranking import load_rankings
 
         if self.config.pruning is None:
             raise PrunelensError("--method greedy needs --pruning DIR (a `prunelens prune` output folder)")

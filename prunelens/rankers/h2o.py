@@ -8,15 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 from prunelens.probes.features import H2O_DEFINITION
-from prunelens.rankers.base import Ranker, make_ranking, ranked_by
-
-
-def h2o_ranking(example, chain, importance, model: str):
-    """The H2O Ranking of one chain from its importance values (lowest removed first, ties to the lower position)."""
-    return make_ranking(example, chain, method="h2o", model=model, ranked=ranked_by(importance),
-                        score_meaning=H2O_DEFINITION)  # fmt: skip
+from prunelens.core.ranked import ranked_by
+from prunelens.rankers.base import Ranker
 
 
 class H2ORanker(Ranker):
@@ -32,7 +27,7 @@ class H2ORanker(Ranker):
         if self.config.features is not None and not Path(self.config.features).exists():
             raise PrunelensError(f"--features {self.config.features}: no such folder")
         if self.config.features is None:
-            from prunelens.registry import BACKENDS
+            from prunelens.core.registry import BACKENDS
 
             BACKENDS.get(self.config.backend)
 

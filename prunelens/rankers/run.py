@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import ClassVar
 
 from prunelens.jobs.loop import Job, JobConfig, Processed, RunSummary, run_job
-from prunelens.progress import log_line
-from prunelens.rankers.base import make_ranking
+from prunelens.core.progress import log_line
+from prunelens.core.ranked import make_ranking
 from prunelens.rankers.tokenskip import DEFAULT_CLASSIFIER
-from prunelens.ranking import Ranking
-from prunelens.registry import BACKENDS, RANKERS
-from prunelens.settings import setting
+from prunelens.core.ranking import Ranking
+from prunelens.core.registry import BACKENDS, RANKERS
+from prunelens.core.settings import setting
 
 
 @dataclass

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from prunelens.rankers.base import Ranker, ranked_by
+from prunelens.core.ranked import ranked_by
+from prunelens.rankers.base import Ranker
 
 
 def reasoning_surprisal(model, prompt_ids: list[int], reasoning_ids: list[int]) -> np.ndarray:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prunelens.errors import PrunelensError
-from prunelens.rankers.base import Ranker, ranked_by
+from prunelens.core.errors import PrunelensError
+from prunelens.core.ranked import ranked_by
+from prunelens.rankers.base import Ranker
 
 
 class SurrogateRanker(Ranker):

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from prunelens.errors import PrunelensError, reason
-from prunelens.rankers.base import Ranker, ranked_by
+from prunelens.core.errors import PrunelensError, reason
+from prunelens.core.ranked import ranked_by
+from prunelens.rankers.base import Ranker
 
 DEFAULT_CLASSIFIER = "microsoft/llmlingua-2-xlm-roberta-large-meetingbank"
 KEEP_LABEL = 1

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from prunelens.rankers.base import Ranked, Ranker
+from prunelens.core.ranked import Ranked
+from prunelens.rankers.base import Ranker
 
 
 class TruncationRanker(Ranker):

@@ -6,7 +6,8 @@ import hashlib
 
 import numpy as np
 
-from prunelens.rankers.base import Ranked, Ranker
+from prunelens.core.ranked import Ranked
+from prunelens.rankers.base import Ranker
 
 
 class UniformRanker(Ranker):

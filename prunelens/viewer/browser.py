@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 
 CHROMIUM = Path("/usr/bin/chromium-headless-shell")
 

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from prunelens.annotate.labels import CATEGORIES, Annotation, labels_for, load_annotations
-from prunelens.errors import PrunelensError
-from prunelens.ranking import GreedyRanking, Ranking, load_rankings
-from prunelens.settings import setting
+from prunelens.core.errors import PrunelensError
+from prunelens.core.ranking import GreedyRanking, Ranking, load_rankings
+from prunelens.core.settings import setting
 
 DATA_MARK = "__PRUNELENS_DATA__"
 TITLE_MARK = "__PRUNELENS_TITLE__"

@@ -12,7 +12,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 
 
 @dataclass(frozen=True)
@@ -107,3 +107,6 @@ ANNOTATORS.register("offline", "prunelens.annotate.rules:RuleAnnotator",
                     "deterministic lexicons and patterns; an approximation of the LLM labels")  # fmt: skip
 ANNOTATORS.register("llm", "prunelens.annotate.llm:LLMAnnotator",
                     "an LLM through the openai client (--llm-model, --base-url, OPENAI_API_KEY)")  # fmt: skip
+
+VIEWERS = Registry("viewer")  # what Ranking.show() calls, so that the core needs no import of the viewer
+VIEWERS.register("page", "prunelens.viewer.page:show_rankings", "the self-contained HTML page (`prunelens view`)")

@@ -14,17 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 from prunelens.memory import PeakMemory
-from prunelens.progress import log_line
+from prunelens.core.progress import log_line
 from prunelens.pruning.compare import DEFAULT_BANDS, hit_at_s, kendall_tau
 from prunelens.pruning.greedy import EXACT, Approximation, greedy_prune
-from prunelens.pruning.keep import kept_positions
-from prunelens.pruning.objectives import Objective
+from prunelens.core.keep import kept_positions
+from prunelens.core.objectives import Objective
 from prunelens.pruning.scorers import make_scorer
 from prunelens.report import markdown_table
 from prunelens.selection import ids_by_length, split_ids
-from prunelens.settings import setting
+from prunelens.core.settings import setting
 
 
 @dataclass(frozen=True)
@@ -288,9 +288,9 @@ def benchmark_surrogate(count: int, folder: Path, log=log_line) -> Path:
     test chains the benchmark prunes."""
     from prunelens.probes.run import FeaturesConfig, run_features
     from prunelens.probes.store import store_meta
+    from prunelens.analysis.surrogate_data import load_examples_for_surrogate
     from prunelens.probes.surrogate import (
         SurrogateConfig,
-        load_examples_for_surrogate,
         train_surrogate,
     )
     from prunelens.pruning.run import PruneConfig, run_pruning
@@ -313,7 +313,7 @@ def benchmark_surrogate(count: int, folder: Path, log=log_line) -> Path:
 def synthetic_chain(loaded, length: int):
     """A long chain: GSM8K train gold reasoning texts joined until ``length`` reasoning tokens."""
     from prunelens.datasets import get_benchmark, load_examples
-    from prunelens.pruning.chain import tokenize_chain
+    from prunelens.datasets.tokenize import tokenize_chain
 
     texts, examples = [], load_examples("gsm8k", "train")
     for example in examples:
@@ -331,7 +331,7 @@ def run_benchmark(config: BenchConfig, log=log_line) -> str:
 
     from prunelens.datasets import get_benchmark, load_examples
     from prunelens.models import load_model
-    from prunelens.pruning.chain import tokenize_chain
+    from prunelens.datasets.tokenize import tokenize_chain
 
     stage = time.perf_counter()
     loaded = load_model("smollm2-135m")

@@ -8,7 +8,7 @@ shows it even at its default; ``prefix`` marks settings the folder name spells o
 ``only_for`` limits a setting to some values of the config's ``method`` (elsewhere it is ignored, so it
 neither names folders nor blocks resumes). ``cli_type`` / ``parse`` convert a CLI string (e.g. ids);
 ``argument`` makes the setting a positional CLI argument instead of an option. ``input`` marks a file or folder the
-run reads: its content, not its path, is part of what a result was computed from (``prunelens.provenance``;
+run reads: its content, not its path, is part of what a result was computed from (``prunelens.core.provenance``;
 ``input="examples"`` for a chains file, whose records are the examples themselves).
 """
 
@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import MISSING, Field, field, fields
 from pathlib import Path
 from typing import Annotated, Any, get_type_hints
+
+from prunelens.core.errors import PrunelensError
 
 THREADS_HELP = "torch CPU threads (default: OMP_NUM_THREADS, else all cores; 1 when sharing cores)"
 
@@ -81,7 +83,7 @@ def canonical(text: str | None) -> str | None:
 
 def identity(config) -> dict[str, str | None]:
     """The result-affecting settings of ``config`` as strings: what a resumed run must match. Input files and
-    folders are left out: their content is checked per record (``prunelens.provenance``), not their path."""
+    folders are left out: their content is checked per record (``prunelens.core.provenance``), not their path."""
     return {f.name: _text(getattr(config, f.name)) for f in result_fields(config) if not f.metadata.get("input")}
 
 
@@ -133,8 +135,6 @@ def cli_command(config_type, run: Callable[..., Any], extra: dict[str, tuple[Any
     Calling it builds the config and calls ``run(config, **extra_values)``; a PrunelensError while
     converting the options goes to ``fail`` (the CLI's one-line error)."""
     import typer
-
-    from prunelens.errors import PrunelensError
 
     hints = get_type_hints(config_type)
     params, converters = [], {}

@@ -16,8 +16,10 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from prunelens.errors import PrunelensError
-from prunelens.settings import result_fields
+from prunelens.core.errors import PrunelensError
+from prunelens.core.jsonl import read_finished
+from prunelens.core.ranking import rankings_file
+from prunelens.core.settings import result_fields
 
 DIGEST_CHARS = 16  # hex characters kept of a sha256
 VOLATILE = ("seconds", "sources")  # record fields that do not describe content (timings, provenance)
@@ -43,9 +45,6 @@ class InputDigests:
     """The digests of a config's inputs as they are now: per example id for folders, whole for files."""
 
     def __init__(self, config):
-        from prunelens.jsonl import read_finished
-        from prunelens.ranking import rankings_file
-
         self.whole: dict[str, str] = {}
         self.by_id: dict[str, dict[str, str]] = {}
         kinds = {f.name: f.metadata["input"] for f in fields(config) if f.metadata.get("input")}

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from prunelens.errors import BadRecordError, PrunelensError
+from prunelens.core.errors import BadRecordError, PrunelensError
 
 
 def iter_jsonl(path: Path, *, skip_bad: bool = False, on_skip=None) -> Iterator[dict[str, Any]]:

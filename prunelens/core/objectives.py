@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 
 
 class Objective(str, Enum):

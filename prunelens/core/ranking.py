@@ -9,13 +9,15 @@ holds one ranking per line in ``rankings.jsonl``; folders written before ranking
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any
 
-from prunelens.errors import PrunelensError
-from prunelens.pruning.keep import kept_positions, n_keep
+from prunelens.core.errors import PrunelensError
+from prunelens.core.jsonl import read_finished
+from prunelens.core.keep import kept_positions, n_keep
+from prunelens.core.registry import VIEWERS
 
 RANKINGS_NAME = "rankings.jsonl"
 SHOWN_KEEPS = (1.0, 0.9, 0.7, 0.5)  # the keep fractions printed by default
@@ -100,9 +102,7 @@ class Ranking:
     def show(self, *others: Ranking, out: Path | None = None) -> Path | None:
         """This chain in the viewer (beside ``others``, rankings of the same chain): displayed in a Jupyter
         kernel, else written to ``out`` (default: a temporary file) and its path printed."""
-        from prunelens.viewer.page import show_rankings
-
-        return show_rankings([self, *others], out)
+        return VIEWERS.load("page")([self, *others], out)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -165,11 +165,6 @@ def _required(f) -> bool:
     return f.default is MISSING and f.default_factory is MISSING
 
 
-def as_ranking(ranking: Ranking | dict[str, Any]) -> Ranking:
-    """A Ranking, from either a Ranking or a JSONL record."""
-    return ranking if isinstance(ranking, Ranking) else Ranking.from_dict(ranking)
-
-
 def rankings_file(folder: Path) -> Path:
     """The rankings JSONL of an output folder: rankings.jsonl, or a legacy name where only that exists."""
     folder = Path(folder)
@@ -181,8 +176,6 @@ def rankings_file(folder: Path) -> Path:
 
 def load_rankings(path: Path) -> list[Ranking]:
     """All finished rankings of an output folder (or of one JSONL file); a one-line error if there are none."""
-    from prunelens.jsonl import read_finished
-
     path = Path(path)
     if not path.exists():
         raise PrunelensError(f"{path}: no such rankings folder or file")

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from prunelens.errors import PrunelensError
+from prunelens.core.errors import PrunelensError
 from prunelens.pruning.greedy import Approximation, greedy_prune, planned_steps
 
 # imported once by the fork server, so each fresh measurement process starts without paying for them
 PRELOAD = ("torch", "transformers", "transformers.modeling_utils", "transformers.models.auto.modeling_auto",
            "transformers.models.auto.tokenization_auto", "tokenizers", "safetensors.torch", "prunelens.models",
-           "prunelens.pruning.scorers", "prunelens.pruning.benchmark")  # fmt: skip
+           "prunelens.pruning.scorers", "prunelens.bench.benchmark")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -128,8 +128,8 @@ def long_chain(loaded, length: int, example: int = 0):
     """The prompt and answer of GSM8K test example ``example`` around ``length`` reasoning tokens of real
     GSM8K train reasoning joined end to end (``benchmark.synthetic_chain``)."""
     from prunelens.datasets import get_benchmark, load_examples
-    from prunelens.pruning.benchmark import synthetic_chain
-    from prunelens.pruning.chain import tokenize_chain
+    from prunelens.bench.benchmark import synthetic_chain
+    from prunelens.datasets.tokenize import tokenize_chain
 
     question = load_examples("gsm8k", "test")[example]
     host = tokenize_chain(loaded.tokenizer, get_benchmark("gsm8k"), question, None)

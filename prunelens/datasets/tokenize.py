@@ -1,35 +1,11 @@
-"""A question → reasoning → answer chain split into the three id segments that pruning acts on."""
+"""Tokenising an example into the three id segments that pruning acts on (``prunelens.core.chain``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from prunelens.core.chain import TokenizedChain
+from prunelens.core.errors import BadRecordError
 from prunelens.datasets.base import Benchmark, Example
 from prunelens.datasets.prompts import build_prompt
-from prunelens.errors import BadRecordError
-
-
-@dataclass(frozen=True)
-class TokenizedChain:
-    """Token ids of prompt, reasoning and answer, tokenised separately so deletion touches reasoning only.
-
-    ``offsets`` are the tokenizer's (start, end) character spans in ``reasoning``; ``pieces`` tile the
-    reasoning text (piece i runs from the end of token i-1 to the end of token i, the last one to the end
-    of the text), so joining any subset of pieces in order gives readable pruned text.
-    """
-
-    id: str
-    prompt_ids: list[int]
-    reasoning_ids: list[int]
-    answer_ids: list[int]
-    reasoning: str
-    answer_text: str
-    offsets: list[tuple[int, int]]
-    pieces: list[str]
-
-    @property
-    def total_len(self) -> int:
-        return len(self.prompt_ids) + len(self.reasoning_ids) + len(self.answer_ids)
 
 
 def tokenize_chain(tokenizer, bench: Benchmark, example: Example, max_positions: int | None) -> TokenizedChain:

@@ -1,4 +1,4 @@
-"""Keep-fraction arithmetic; the chain at a keep fraction comes from ``prunelens.ranking.Ranking``."""
+"""Keep-fraction arithmetic; the chain at a keep fraction comes from ``prunelens.core.ranking.Ranking``."""
 
 from __future__ import annotations
 
@@ -24,24 +24,3 @@ def kept_positions(deletion_order: Sequence[int], n: int, keep: float) -> list[i
         raise ValueError(f"keep fraction {keep} not reached: the run stopped at {reached:.3f}")
     deleted = set(deletion_order[:n_delete])
     return [i for i in range(n) if i not in deleted]
-
-
-def pruned_text(ranking, keep: float) -> str:
-    """The reasoning text of a ranking (a ``prunelens.ranking.Ranking`` or its JSONL record) at ``keep``."""
-    from prunelens.ranking import as_ranking
-
-    return as_ranking(ranking).text(keep)
-
-
-def pruned_ids(ranking, keep: float) -> list[int]:
-    """The reasoning token ids of a ranking (or its JSONL record) at keep fraction ``keep``."""
-    from prunelens.ranking import as_ranking
-
-    return as_ranking(ranking).ids(keep)
-
-
-def marked_text(ranking, keep: float, open_mark: str = "[-", close_mark: str = "-]") -> str:
-    """The full reasoning of a ranking (or its JSONL record) with the tokens removed at ``keep`` marked."""
-    from prunelens.ranking import as_ranking
-
-    return as_ranking(ranking).marked(keep, open_mark, close_mark)
