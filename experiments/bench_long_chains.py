@@ -21,21 +21,23 @@ import numpy as np
 from prunelens.core.errors import PrunelensError
 from prunelens.plots import Curve, curves_figure
 from prunelens.core.progress import log_line
-from prunelens.bench.benchmark import DEFAULT_MODES, BenchConfig, benchmark_surrogate
+from prunelens.bench.modes import DEFAULT_MODES, BenchConfig
 from prunelens.core.keep import n_keep
 from prunelens.bench.scaling import (
     CostCurve,
-    Job,
+    ScalingPoint,
     exponent,
+    measure_points,
     round_schedule,
-    run_jobs,
     total_seconds,
 )
+from prunelens.bench.surrogate import benchmark_surrogate
 from prunelens.report import markdown_table, write_report
 
 # lazy screening is left out by default: its round 0 scores every candidate, and measuring its later
 # rounds means running that round for real (one exact step: over 10 minutes at 1,000 tokens)
 DEFAULT = ("naive", "fast", "fast+block4", "fast+block10%", "fast+window8/m4", "fast+window16/m4")
+DATASET = "gsm8k"  # where the chains come from (the report's prose names GSM8K)
 
 
 def needs(mode, lengths, keep) -> tuple[bool, bool]:
@@ -47,28 +49,29 @@ def needs(mode, lengths, keep) -> tuple[bool, bool]:
 SCALABLE = [m.name for m in DEFAULT_MODES if m.approximation.rounded is None]  # no screener is built here
 
 
-def plan(modes, lengths, args) -> list[Job]:
+def plan(modes, lengths, args) -> list[ScalingPoint]:
     """The measurements the modes need: an exact partial step per (scorer, dtype) whose rounds include
     full ones, and the first rounds of every mode with screened rounds, at every length of the grid (the
     lengths and the smallest one's end point), then at the longest length again for each memory budget."""
     grid = sorted(set(lengths) | {max(1, n_keep(min(lengths), args.keep))})
     steps = list(dict.fromkeys((m.scorer, m.dtype) for m in modes if needs(m, lengths, args.keep)[0]))
     screened = [m for m in modes if needs(m, lengths, args.keep)[1]]
-    common = dict(model=args.model, objective=args.objective, keep=args.keep, candidates=args.candidates,
-                  screened=args.screened)  # fmt: skip
-    jobs = []
+    common = dict(model=args.model, dataset=DATASET, objective=args.objective, keep=args.keep,
+                  candidates=args.candidates, screened=args.screened)  # fmt: skip
+    points = []
     for length, budget in [(g, args.token_budget) for g in grid] + [(grid[-1], b) for b in args.memory_budgets]:
-        jobs += [Job(scorer=s, dtype=d, length=length, token_budget=budget, **common) for s, d in steps]
-        jobs += [Job(scorer=m.scorer, dtype=m.dtype, length=length, token_budget=budget, approximation=m.approximation,
-                     surrogate=args.surrogate if m.approximation.by_surrogate else None, **common)
-                 for m in screened]  # fmt: skip
-    return jobs
+        points += [ScalingPoint(scorer=s, dtype=d, length=length, token_budget=budget, **common) for s, d in steps]
+        points += [ScalingPoint(scorer=m.scorer, dtype=m.dtype, length=length, token_budget=budget,
+                                approximation=m.approximation,
+                                surrogate=args.surrogate if m.approximation.by_surrogate else None, **common)
+                   for m in screened]  # fmt: skip
+    return points
 
 
-def job_name(job: Job, modes) -> str:
-    if job.approximation is None:
-        return f"{job.scorer}{' ' + job.dtype if job.dtype else ''} exact step"
-    return next(m.name for m in modes if m.approximation == job.approximation and m.scorer == job.scorer)
+def point_name(point: ScalingPoint, modes) -> str:
+    if point.approximation is None:
+        return f"{point.scorer}{' ' + point.dtype if point.dtype else ''} exact step"
+    return next(m.name for m in modes if m.approximation == point.approximation and m.scorer == point.scorer)
 
 
 def describe(measurement) -> str:
@@ -81,17 +84,17 @@ def curves(mode, measurements, budget):
     """A mode's cost curves at ``budget``: exact step, screened round 0, later screened rounds (mean)."""
     step, first, later = {}, {}, {}
     for m in measurements:
-        job = m.job
-        if job.token_budget != budget or job.scorer != mode.scorer or job.dtype != mode.dtype:
+        point = m.point
+        if point.token_budget != budget or point.scorer != mode.scorer or point.dtype != mode.dtype:
             continue
         if m.step is not None:
-            step[job.length] = m.step.seconds
-        elif job.approximation == mode.approximation:
+            step[point.length] = m.step.seconds
+        elif point.approximation == mode.approximation:
             if m.rounds and not m.rounds[0].round.full:
-                first[job.length] = m.rounds[0].seconds
+                first[point.length] = m.rounds[0].seconds
             rest = [r.seconds for r in m.rounds[1:] if not r.round.full]
             if rest:
-                later[job.length] = float(np.mean(rest))
+                later[point.length] = float(np.mean(rest))
     return (CostCurve(step, f"{mode.name}: exact steps"), CostCurve(first, f"{mode.name}: screened round 0"),
             CostCurve(later, f"{mode.name}: later screened rounds"))  # fmt: skip
 
@@ -100,8 +103,9 @@ def peak(mode, measurements, length, budget, uses: tuple[bool, bool]) -> float:
     """The highest peak RSS of the measurements a mode's cost draws on (``uses``: as ``needs`` says) at one
     length and budget."""
     wanted = ([None] if uses[0] else []) + ([mode.approximation] if uses[1] else [])
-    return max(m.peak_mb for m in measurements if m.job.length == length and m.job.token_budget == budget
-               and m.job.scorer == mode.scorer and m.job.dtype == mode.dtype and m.job.approximation in wanted)  # fmt: skip
+    return max(m.peak_mb for m in measurements if m.point.length == length and m.point.token_budget == budget
+               and m.point.scorer == mode.scorer and m.point.dtype == mode.dtype
+               and m.point.approximation in wanted)  # fmt: skip
 
 
 def format_seconds(value: float) -> str:
@@ -111,22 +115,22 @@ def format_seconds(value: float) -> str:
 def measurement_rows(measurements, modes) -> list[list]:
     rows = []
     for m in measurements:
-        job, name = m.job, job_name(m.job, modes)
+        point, name = m.point, point_name(m.point, modes)
         memory = [f"{m.peak_mb:.0f}", f"{m.peak_mb - m.start_mb:.0f}"]
         if m.step is not None:
             rate = m.step.tokens / m.step.seconds
-            rows.append([name, job.length, job.token_budget, f"partial step: {m.step.sampled} of {job.length} "
+            rows.append([name, point.length, point.token_budget, f"partial step: {m.step.sampled} of {point.length} "
                          "candidates, scaled to all", f"{m.step.seconds:.2f}", f"{m.step.tokens:.0f}", f"{rate:.0f}",
                          *memory])  # fmt: skip
             continue
         first, rest = m.rounds[0], m.rounds[1:]
         kind = "full" if first.round.full else "screened"
-        rows.append([name, job.length, job.token_budget, f"round 0 ({kind})", f"{first.seconds:.2f}", first.tokens,
+        rows.append([name, point.length, point.token_budget, f"round 0 ({kind})", f"{first.seconds:.2f}", first.tokens,
                      f"{first.tokens / first.seconds:.0f}", *memory])  # fmt: skip
         if rest:
             seconds, tokens = np.mean([r.seconds for r in rest]), np.mean([r.tokens for r in rest])
             which = "round 1" if len(rest) == 1 else f"rounds 1–{len(rest)}"
-            rows.append([name, job.length, job.token_budget, f"{which} (screened), mean per round",
+            rows.append([name, point.length, point.token_budget, f"{which} (screened), mean per round",
                          f"{seconds:.2f}", f"{tokens:.0f}", f"{tokens / seconds:.0f}", *memory])  # fmt: skip
     return rows
 
@@ -136,7 +140,7 @@ def main(argv=None):
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--lengths", type=int, nargs="+", default=[250, 500, 1000], help="reasoning tokens")
     parser.add_argument("--modes", nargs="+", default=list(DEFAULT), choices=SCALABLE,
-                        help="benchmark modes (prunelens.bench.benchmark); lazy screening runs one exact step "
+                        help="benchmark modes (prunelens.bench.modes); lazy screening runs one exact step "
                         "for real per length")  # fmt: skip
     parser.add_argument("--keep", type=float, default=0.5)
     parser.add_argument("--objective", default="joint", choices=["joint", "answer"])
@@ -165,12 +169,11 @@ def main(argv=None):
     totals, slopes, rounds = {}, {}, {}
     try:
         if args.surrogate is None and any(m.approximation.by_surrogate for m in modes):
-            defaults = BenchConfig()
-            args.surrogate = str(benchmark_surrogate(defaults.surrogate_chains, Path(defaults.surrogate_dir)))
-        jobs = plan(modes, lengths, args)
-        for m in run_jobs(jobs, fresh=not args.in_process):
-            log_line(f"[{len(measurements) + 1}/{len(jobs)}] {job_name(m.job, modes)}, {m.job.length} tokens, "
-                     f"budget {m.job.token_budget}: {describe(m)}, peak RSS {m.peak_mb:.0f} MB")  # fmt: skip
+            args.surrogate = str(benchmark_surrogate(BenchConfig(dataset=DATASET)))
+        points = plan(modes, lengths, args)
+        for m in measure_points(points, fresh=not args.in_process):
+            log_line(f"[{len(measurements) + 1}/{len(points)}] {point_name(m.point, modes)}, {m.point.length} tokens, "
+                     f"budget {m.point.token_budget}: {describe(m)}, peak RSS {m.peak_mb:.0f} MB")  # fmt: skip
             measurements.append(m)
         for mode in modes:
             step, first, later = curves(mode, measurements, budget)
@@ -194,14 +197,14 @@ def main(argv=None):
                      *(format_seconds(t) for t in totals[mode.name]), f"{slopes[mode.name]:.2f}", *ratio,
                      *(f"{peak(mode, measurements, n, budget, uses):.0f}" for n in lengths)])  # fmt: skip
 
-    memory_names = list(dict.fromkeys(job_name(m.job, modes) for m in measurements if m.job.length == longest))
+    memory_names = list(dict.fromkeys(point_name(m.point, modes) for m in measurements if m.point.length == longest))
     budgets = [budget, *args.memory_budgets]
     memory_rows = []
     for name in memory_names:
         cells = []
         for b in budgets:
-            found = [m for m in measurements if m.job.length == longest and m.job.token_budget == b
-                     and job_name(m.job, modes) == name]  # fmt: skip
+            found = [m for m in measurements if m.point.length == longest and m.point.token_budget == b
+                     and point_name(m.point, modes) == name]  # fmt: skip
             cells.append(f"{found[0].peak_mb:.0f} (+{found[0].peak_mb - found[0].start_mb:.0f})" if found else "–")
         memory_rows.append([name, *cells])
 

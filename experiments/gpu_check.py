@@ -167,7 +167,7 @@ def fast_tokens(n: int, answer: int, steps: int) -> int:
 
 def plan(args, body: dict[str, int], rates: dict[str, float]) -> str:
     """The planned runs and their FLOP floor in seconds on this device (launches and profiling on top)."""
-    from prunelens.bench.benchmark import candidate_tokens
+    from prunelens.bench.run import candidate_tokens
 
     naive = candidate_tokens(args.prompt, args.reasoning, args.answer, args.steps)
     fast = fast_tokens(args.reasoning, args.answer, args.steps)
@@ -280,7 +280,7 @@ def main(argv=None):
     import transformers
 
     from prunelens.models import rounded_copy
-    from prunelens.bench.benchmark import matmul_flops
+    from prunelens.bench.run import matmul_flops
     from prunelens.report import write_report
 
     args = parse_args(argv)

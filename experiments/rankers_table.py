@@ -20,16 +20,15 @@ from prunelens.compress import CompressConfig, compress_rankings
 from prunelens.datasets import load_examples
 from prunelens.models import load_tokenizer
 from prunelens.probes.run import FeaturesConfig, run_features
-from prunelens.analysis.surrogate_data import load_examples_for_surrogate
-from prunelens.probes.surrogate import (
-    SurrogateConfig,
-    train_surrogate,
-)
+from prunelens.analysis.surrogate_data import surrogate_from_runs
 from prunelens.pruning.run import PruneConfig, run_pruning
+from prunelens.rankers.h2o import H2OOptions
 from prunelens.rankers.run import RankConfig, run_rank
-from prunelens.rankers.tokenskip import LLMLINGUA2_LARGE_SHAPE, save_standin_classifier
+from prunelens.rankers.surrogate import SurrogateOptions
+from prunelens.rankers.tokenskip import TokenSkipOptions
 from prunelens.report import markdown_table, write_report
 from prunelens.selection import ids_by_length
+from standin_classifier import LLMLINGUA2_LARGE_SHAPE, save_standin_classifier
 
 KEEPS = (0.5, 0.7, 0.9)
 TINY_SHAPE = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
@@ -68,26 +67,24 @@ def main():
     features = run_features(FeaturesConfig(**test, out=runs / "features-test"))
     feature_seconds = np.mean([r.seconds for r in features.rankings])
     record("h2o", run_rank(RankConfig(**test, method="h2o", out=runs / "h2o")), "one eager hook pass (backend hf)")
-    record("h2o (from store)", run_rank(RankConfig(**test, method="h2o", features=features.out_dir, out=runs / "h2o-store")),
+    record("h2o (from store)", run_rank(RankConfig(**test, method="h2o", options=H2OOptions(features=features.out_dir), out=runs / "h2o-store")),
            f"reads features.nc; extracting them took {feature_seconds:.2f} s/chain")  # fmt: skip
     for method in ("surprisal", "uniform", "truncation"):
         record(method, run_rank(RankConfig(**test, method=method, out=runs / method)))
 
     train = dict(common, split="train", ids=train_ids)
-    targets = run_pruning(PruneConfig(**train, steps=1, out=runs / "targets-train"))
-    train_features = run_features(FeaturesConfig(**train, out=runs / "features-train"))
-    data = load_examples_for_surrogate(train_features.out_dir, targets.out_dir, warn=print)
-    surrogate = train_surrogate(data, SurrogateConfig(), meta={"model": args.model})
+    surrogate, data = surrogate_from_runs(PruneConfig(**train, steps=1, out=runs / "targets-train"),
+                                          FeaturesConfig(**train, out=runs / "features-train"), warn=print)
     surrogate.save(runs / "surrogate.pt")
-    record("surrogate", run_rank(RankConfig(**test, method="surrogate", surrogate=runs / "surrogate.pt",
-                                            features=features.out_dir, out=runs / "surrogate")),
+    record("surrogate", run_rank(RankConfig(**test, method="surrogate", options=SurrogateOptions(
+                                            surrogate=runs / "surrogate.pt", features=features.out_dir), out=runs / "surrogate")),
            f"MLP trained on {len(data)} train chains; reads features.nc")  # fmt: skip
 
     standin = runs / f"tokenskip-standin-{args.standin}"
     if not (standin / "config.json").exists():
         corpus = [e.reasoning for e in load_examples("gsm8k", "train")[:2000]]
         save_standin_classifier(standin, corpus, **(LLMLINGUA2_LARGE_SHAPE if args.standin == "large" else TINY_SHAPE))
-    record("tokenskip", run_rank(RankConfig(**test, method="tokenskip", classifier=str(standin), out=runs / "tokenskip")),
+    record("tokenskip", run_rank(RankConfig(**test, method="tokenskip", options=TokenSkipOptions(classifier=str(standin)), out=runs / "tokenskip")),
            f"random-weight stand-in of LLMLingua-2's architecture ({args.standin}): cost only, order meaningless")  # fmt: skip
 
     students = {args.student: args.student, "tokenskip stand-in's WordPiece": str(standin)}

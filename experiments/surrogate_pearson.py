@@ -17,15 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from prunelens.probes.run import FeaturesConfig, run_features
-from prunelens.analysis.surrogate_data import load_examples_for_surrogate
+from prunelens.probes.run import FeaturesConfig
+from prunelens.analysis.surrogate_data import examples_from_runs
 from prunelens.probes.surrogate import (
     ExampleData,
     SurrogateConfig,
     correlations,
     train_surrogate,
 )  # fmt: skip
-from prunelens.pruning.run import PruneConfig, run_pruning
+from prunelens.pruning.run import PruneConfig
 from prunelens.report import markdown_table, write_report
 
 
@@ -47,11 +47,10 @@ def collect(split, count, args, stages):
     runs = Path(args.runs_dir)
     common = dict(model=args.model, dataset="gsm8k", split=split, limit=count, data_dir=args.data_dir, skip_bad=True)
     targets = PruneConfig(**common, steps=1, dtype=args.target_dtype, out=runs / f"targets-{split}-{args.target_dtype}")
-    run_pruning(targets, progress=not args.quiet)
-    stages(f"targets ({split}, {count} examples, step 0 of greedy pruning)")
-    run_features(FeaturesConfig(**common, backend=args.backend, out=runs / f"features-{split}"), progress=not args.quiet)
-    stages(f"features ({split}, backend {args.backend})")
-    return load_examples_for_surrogate(runs / f"features-{split}", targets.output_dir())
+    features = FeaturesConfig(**common, backend=args.backend, out=runs / f"features-{split}")
+    names = {"targets": f"targets ({split}, {count} examples, step 0 of greedy pruning)",
+             "features": f"features ({split}, backend {args.backend})"}  # fmt: skip
+    return examples_from_runs(targets, features, progress=not args.quiet, on_stage=lambda done: stages(names[done]))
 
 
 def h2o_predictions(examples, features_dir):

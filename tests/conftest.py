@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-from prunelens.datasets.sources import PACKAGED_DATA_DIR as DATA_DIR  # the benchmark files shipped in the package
+from prunelens.datasets.sources import PACKAGED_DATA_DIR as DATA_DIR  # noqa: F401  (the packaged benchmark files)
 
 
 def write_chains(path: Path, rows: list[dict]) -> Path:
@@ -47,6 +48,29 @@ def load_experiment(name: str, monkeypatch=None):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def markdown_tables(text: str) -> list[list[dict[str, str]]]:
+    """The Markdown tables of ``text`` in order, each a list of rows {column header: cell text}, so that tests
+    check a report's values, not how its rows are spelled."""
+    tables, header = [], None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("|"):
+            header = None
+            continue
+        cells = [cell.strip() for cell in re.split(r"(?<!\\)\|", line[1:-1])]
+        if header is None:
+            header = cells
+            tables.append([])
+        elif not all(cell and set(cell) <= set("-: ") for cell in cells):  # not the |---| line
+            tables[-1].append(dict(zip(header, cells, strict=True)))
+    return tables
+
+
+def numbers(cell: str) -> list[float]:
+    """The numbers a table cell shows, whatever surrounds them ("4.2×", "85%", "0.599–0.632", "+0.1 [-0.2, +0.3]")."""
+    return [float(n) for n in re.findall(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", cell.replace(",", ""))]
 
 
 FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "olmo2", "gpt2", "gpt_neox")

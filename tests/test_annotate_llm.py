@@ -16,7 +16,6 @@ import pytest
 from conftest import write_chains
 from openai_stub import (
     CHAINS,
-    Reply,
     ScriptedServer,
     error,
     isolate_from_openai,
@@ -36,7 +35,7 @@ from prunelens.annotate.client import (
     ReplyFailed,
     parse_json_object,
 )
-from prunelens.annotate.labels import CATEGORIES, load_annotations, split_words
+from prunelens.annotate.labels import CATEGORIES, load_annotations, split_words_and_symbols
 from prunelens.annotate.llm import parse_labels
 from prunelens.annotate.run import (
     AnnotateConfig,
@@ -51,7 +50,7 @@ from prunelens.core.errors import PrunelensError
 def chain_of(body: dict) -> str:
     """Which of CHAINS a request is about."""
     words = numbered_words(body)
-    return next(key for key, text in CHAINS.items() if [w for w, _, _ in split_words(text)] == words)
+    return next(key for key, text in CHAINS.items() if [w for w, _, _ in split_words_and_symbols(text)] == words)
 
 
 @pytest.fixture
@@ -76,7 +75,8 @@ def test_valid_reply_labels_every_token_from_its_words(rankings_dir):
     assert len(server.requests) == 2 and all(a.status == "ok" for a in annotations.values())
     a = annotations["a"]
     ranking = make_ranking("a", CHAINS["a"])
-    assert len(a.labels) == ranking.n and a.word_labels == [word_label(w) for w, _, _ in split_words(CHAINS["a"])]
+    words = [w for w, _, _ in split_words_and_symbols(CHAINS["a"])]
+    assert len(a.labels) == ranking.n and a.word_labels == [word_label(w) for w in words]
     by_piece = dict(zip(ranking.reasoning_tokens, a.labels, strict=True))
     assert by_piece[" 48"] == "SymbMath" and by_piece[" She"] == "CoRef" and by_piece[" sold"] == "Grammar"
     assert by_piece[" clips."] == "Grammar" and by_piece[" 24."] == "SymbMath"  # a piece spanning a number and "."
@@ -86,7 +86,7 @@ def test_valid_reply_labels_every_token_from_its_words(rankings_dir):
     assert request["response_format"] == {"type": "json_object"}
     prompt = request["messages"][-1]["content"]
     assert all(name in prompt for name in CATEGORIES) and " > ".join(CATEGORIES) in prompt
-    assert numbered_words(request) == [w for w, _, _ in split_words(CHAINS[chain_of(request)])]
+    assert numbered_words(request) == [w for w, _, _ in split_words_and_symbols(CHAINS[chain_of(request)])]
 
 
 def test_malformed_then_valid_reply_succeeds_after_a_retry_that_names_the_problem(rankings_dir):
@@ -119,7 +119,7 @@ def test_missing_indices_and_unknown_labels_are_retried_then_fail_with_the_reaso
     with ScriptedServer([lambda body: labels_reply(body, skip=3), unknown, labels_reply]) as server:
         assert annotate_rankings(config_with(server, rankings_dir, limit=1), progress=False)["a"].status == "ok"
     assert len(server.requests) == 3
-    n_words = len(split_words(CHAINS["a"]))
+    n_words = len(split_words_and_symbols(CHAINS["a"]))
     assert f"1 of {n_words} words unlabelled (indices 3)" in server.requests[1]["messages"][-1]["content"]
     assert "unknown label 'Noun'" in server.requests[2]["messages"][-1]["content"]
     with ScriptedServer([lambda body: labels_reply(body, skip=0)]) as server, pytest.raises(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import FAMILIES, load_experiment, tiny_model
+from conftest import FAMILIES, load_experiment, markdown_tables, tiny_model
 
 from prunelens.core.errors import PrunelensError
 from prunelens.pruning.greedy import greedy_prune
@@ -188,12 +188,16 @@ def test_transformer_lens_refuses_an_architecture_without_an_adapter():
 def test_support_table_is_generated_from_the_checks(monkeypatch):
     support = load_experiment("support_table", monkeypatch)
     text = support.table(rows=[("llama", "llama", {}), ("mamba (no attention)", "mamba", {})])
-    rows = [line for line in text.splitlines() if line.startswith(("| llama", "| mamba"))]
-    assert rows[0] == "| llama | exact | exact | exact | exact | exact | exact |"
-    cells = rows[1].split(" | ")
-    assert cells[1].startswith("refused: the fast scorer cannot be exact") and cells[2] == "exact"
-    assert all(c.startswith("refused:") for c in cells[3:]) and "transformer-lens" in text
+    (table,) = markdown_tables(text)
+    rows = {row["family"]: row for row in table}
+    assert list(rows) == ["llama", "mamba (no attention)"] and list(table[0])[1:] == list(support.COLUMNS)
+    assert [rows["llama"][column] for column in support.COLUMNS] == ["exact"] * len(support.COLUMNS)
+    mamba = rows["mamba (no attention)"]
+    assert mamba["fast scorer"].startswith("refused: the fast scorer cannot be exact")
+    assert mamba["naive scorer"] == "exact"
+    assert all(mamba[column].startswith("refused:") for column in support.COLUMNS[2:]) and "transformer-lens" in text
     readme = f"intro\n{support.BEGIN}\n| stale |\n{support.END}\nrest\n"
     updated = support.with_table(readme, text)
-    assert "| stale |" not in updated and rows[0] in updated and updated.endswith(f"{support.END}\nrest\n")
-    assert updated.startswith("intro\n") and support.with_table(updated, text) == updated
+    assert markdown_tables(updated) == [table]  # the stale table replaced by the generated one
+    assert updated.startswith(f"intro\n{support.BEGIN}\n") and updated.endswith(f"{support.END}\nrest\n")
+    assert support.with_table(updated, text) == updated

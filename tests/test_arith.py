@@ -11,7 +11,7 @@ from fractions import Fraction
 import pytest
 from typer.testing import CliRunner
 
-from prunelens.annotate.labels import CATEGORIES, split_words
+from prunelens.annotate.labels import CATEGORIES, split_words_and_symbols
 from prunelens.annotate.rules import label_spans
 from prunelens.datasets import get_benchmark, load_examples
 from prunelens.datasets.arith import calc
@@ -104,7 +104,7 @@ def test_graded_like_gsm8k(splits):
 def test_all_six_categories_occur_in_50_test_chains(splits):
     found = set()
     for example in splits["test"][:50]:
-        found.update(label_spans(split_words(example.reasoning), example.reasoning))
+        found.update(label_spans(split_words_and_symbols(example.reasoning), example.reasoning))
     assert found == set(CATEGORIES)
 
 

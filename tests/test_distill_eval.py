@@ -15,18 +15,24 @@ from prunelens.distill.evaluate import (
     Evaluation,
     evaluate,
     run_evaluation,
-    wilson_interval,
 )
 from prunelens.distill.generate import Generation
 from prunelens.core.errors import PrunelensError
 
 
-def test_wilson_interval_matches_the_closed_form():
-    low, high = wilson_interval(5, 50)
+def accuracy_interval(correct: int, n: int) -> tuple[float, float]:
+    """The 95% interval ``Evaluation`` gives ``correct`` right answers out of ``n``."""
+    rows = [{"correct": i < correct, "reasoning_tokens": 1, "answer_logprob": 0.0, "finished": 1.0} for i in range(n)]
+    result = Evaluation.from_rows(rows)
+    return result.ci_low, result.ci_high
+
+
+def test_accuracy_interval_matches_wilsons_closed_form():
+    low, high = accuracy_interval(5, 50)
     assert low == pytest.approx(0.04348, abs=1e-4) and high == pytest.approx(0.21360, abs=1e-4)
-    assert wilson_interval(0, 20)[0] == 0.0 and wilson_interval(0, 20)[1] == pytest.approx(0.1611, abs=1e-4)
-    assert wilson_interval(20, 20)[1] == 1.0
-    assert wilson_interval(0, 0) == (0.0, 1.0)
+    assert accuracy_interval(0, 20)[0] == 0.0 and accuracy_interval(0, 20)[1] == pytest.approx(0.1611, abs=1e-4)
+    assert accuracy_interval(20, 20) == (pytest.approx(0.8389, abs=1e-4), 1.0)
+    assert accuracy_interval(0, 0) == (0.0, 1.0)
 
 
 def test_gsm8k_answer_line_end_and_reasoning():
@@ -79,7 +85,7 @@ def test_evaluate_grades_known_outputs_and_scores_the_gold_answer(monkeypatch, t
     rows = {r["id"]: r for r in map(json.loads, (tmp_path / "predictions.jsonl").read_text().splitlines())}
     assert [rows[i]["correct"] for i in ("q1", "q2", "q3")] == [True, False, False]
     assert (result.n, result.correct, result.accuracy) == (3, 1, pytest.approx(1 / 3))
-    assert (result.ci_low, result.ci_high) == pytest.approx(wilson_interval(1, 3))
+    assert (result.ci_low, result.ci_high) == pytest.approx((0.06149, 0.79235), abs=1e-4)  # Wilson, 1 of 3
     assert result.finished == pytest.approx(2 / 3)
     assert rows["q1"]["generated_tokens"] == 5  # the generator's count, kept as the decoding cost
     # the reasoning is the text before the marker (the whole text without one), in the model's tokens

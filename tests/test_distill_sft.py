@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from conftest import write_chains
 from prunelens.datasets import get_benchmark, load_examples
 from prunelens.distill import sft
 from prunelens.distill.evaluate import Evaluation
+from prunelens.core.settings import build_config
 from prunelens.distill.sft import TrainConfig, train_student, training_rows
 from prunelens.core.errors import BadRecordError, PrunelensError
 
@@ -25,7 +27,8 @@ FAST = dict(batch_size=2, learning_rate=3e-3, warmup_ratio=0.0, dev_limit=1, dev
 
 def config(tmp_path: Path, student: Path, **overrides) -> TrainConfig:
     chains = write_chains(tmp_path / "chains.jsonl", ROWS)
-    return TrainConfig(chains=chains, student=str(student), out=tmp_path / "out", **{**FAST, **overrides})
+    return build_config(TrainConfig, {"chains": chains, "student": str(student), "out": tmp_path / "out", **FAST,
+                                      **overrides})  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +63,7 @@ def test_a_finished_training_is_returned_and_other_settings_are_refused(trained,
     monkeypatch.setattr(sft, "build_trainer", no_training)
     assert train_student(cfg, log=lambda line: None) == summary
     with pytest.raises(PrunelensError, match="other settings: steps"):
-        train_student(TrainConfig(**{**cfg.__dict__, "steps": 7}), log=lambda line: None)
+        train_student(replace(cfg, steps=7), log=lambda line: None)
 
 
 @pytest.mark.parametrize("layout", ["chat", "chat+bos", "plain"])

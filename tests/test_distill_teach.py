@@ -20,7 +20,8 @@ from prunelens.distill.generate import (
     _AnswerLineStop,
     cut_completion,
 )
-from prunelens.distill.teach import TeachConfig, run_teach
+from prunelens.core.settings import build_config
+from prunelens.distill.teach import SamplingOptions, TeachConfig, run_teach
 from prunelens.distill.vllm_generate import VLLMGenerator, prompt_seed
 from prunelens.core.errors import PrunelensError
 from prunelens.core.jsonl import read_finished
@@ -69,7 +70,7 @@ def chains(tmp_path):
 
 def config(chains, out, **settings) -> TeachConfig:
     defaults = {"chains": chains, "dataset": "gsm8k", "limit": None, "out": out, "samples": 4, "batch_size": 8}
-    return TeachConfig(**{**defaults, **settings})
+    return build_config(TeachConfig, {**defaults, **settings})  # sampling settings flat, as in a TOML table
 
 
 def test_keeps_one_seeded_correct_chain_and_rejects_the_rest(scripted, chains, tmp_path):
@@ -134,8 +135,11 @@ def test_gold_teacher_writes_the_datasets_chains(tmp_path, chains, monkeypatch):
 
 def test_folder_names_and_refusals(scripted, chains, tmp_path):
     assert TeachConfig().output_dir().as_posix() == "runs/teach-gsm8k-test-smollm2-135m"
-    assert TeachConfig(samples=4, temperature=1.0).output_dir().name == "teach-gsm8k-test-smollm2-135m-n4-t1"
-    assert TeachConfig(teacher="gold", samples=4).output_dir().name == "teach-gsm8k-test-gold"  # sampling ignored
+    sampled = TeachConfig(sampling=SamplingOptions(samples=4, temperature=1.0))
+    assert sampled.output_dir().name == "teach-gsm8k-test-smollm2-135m-n4-t1"
+    assert TeachConfig(teacher="gold").output_dir().name == "teach-gsm8k-test-gold"
+    with pytest.raises(PrunelensError, match="--samples is a setting of --teacher model, not gold"):
+        build_config(TeachConfig, {"teacher": "gold", "samples": 4})
     run_teach(config(chains, tmp_path / "out"), log=lambda line: None)
     with pytest.raises(PrunelensError, match=r"other settings: seed='0' \(now '1'\)"):
         run_teach(config(chains, tmp_path / "out", seed=1), log=lambda line: None)

@@ -5,15 +5,12 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import DATA_DIR, load_experiment
+from conftest import DATA_DIR, load_experiment, markdown_tables, numbers
 
 from prunelens.models import load_model
-from prunelens.bench.benchmark import (
-    DEFAULT_MODES,
-    modes_table,
-    per_chain_table,
-    run_modes,
-)
+from prunelens.bench.modes import DEFAULT_MODES
+from prunelens.bench.report import modes_table, per_chain_table
+from prunelens.bench.run import run_modes
 from prunelens.core.chain import TokenizedChain
 from prunelens.pruning.compare import (
     deletion_ranks,
@@ -51,11 +48,22 @@ def test_benchmark_tables_on_a_tiny_model(tiny_model_dir):
     # naive computes every candidate in full, plus the unpruned chain once for the base score
     assert results["naive"].tokens[0] == results["naive"].candidate_tokens[0] + 12 + 10 + 2
     assert results["fast"].tokens[0] < results["naive"].tokens[0]
-    table = modes_table(chains, results, flops=1e11, params=10**6)
-    assert "| fast | " in table and table.count("| yes |") >= 2
-    assert "| fast bf16 | " in table and "| fast+lazy4/n3 | " in table and "| fast+window8/m4 | " in table
+    (table,) = markdown_tables(modes_table(chains, results, flops=1e11, params=10**6))
+    rows = {row["mode"]: row for row in table}
+    assert list(rows) == [m.name for m in modes]
+    naive_tokens = np.mean(results["naive"].tokens)
+    for name, row in rows.items():  # each row shows its own mode's numbers
+        assert (row["identical order"] == "yes") == (results[name].orders == results["naive"].orders)
+        assert numbers(row["tokens computed"]) == [pytest.approx(np.mean(results[name].tokens), abs=0.5)]
+        bound = naive_tokens / np.mean(results[name].tokens)
+        assert numbers(row["FLOP-bound speed-up"]) == [pytest.approx(bound, abs=0.05)]
+    assert rows["fast"]["identical order"] == "yes" and numbers(rows["fast"]["Kendall tau"]) == [1.0]
     assert next(loaded.model.parameters()).dtype == torch.float32  # the bf16 mode ran on a copy
-    assert "| t0 | 12 | 10 | 2 |" in per_chain_table(chains, results)
+    per_chain = markdown_tables(per_chain_table(chains, results))[0]
+    assert [row["chain"] for row in per_chain] == ["t0", "t1"]
+    for index, row in enumerate(per_chain):
+        shown = [numbers(row[column])[0] for column in ("prompt", "reasoning", "answer", "naive tokens", "fast tokens")]
+        assert shown == [12, 10, 2, results["naive"].tokens[index], results["fast"].tokens[index]]
 
 
 def test_surrogate_experiment_runs_small(tmp_path, tiny_model_dir):
@@ -63,9 +71,18 @@ def test_surrogate_experiment_runs_small(tmp_path, tiny_model_dir):
     module.main(["--model", str(tiny_model_dir), "--train", "4", "--test", "4", "--epochs", "3", "--curve", "2", "4",
                  "--runs-dir", str(tmp_path / "runs"), "--out-dir", str(tmp_path / "out"), "--data-dir", str(DATA_DIR),
                  "--target-dtype", "float32", "--quiet"])  # fmt: skip
-    report = (tmp_path / "out" / "surrogate_pearson.md").read_text()
-    for row in ("MLP, Pearson loss (surrogate)", "MLP, MSE loss", "ridge regression", "raw H2O (negated)", "| total |"):
-        assert row in report
+    methods, curve, stages = markdown_tables((tmp_path / "out" / "surrogate_pearson.md").read_text())
+    assert [row["method"] for row in methods] == ["MLP, Pearson loss (surrogate)", "MLP, MSE loss", "ridge regression",
+                                                  "raw H2O (negated)"]  # fmt: skip
+    assert [numbers(row["train examples"]) for row in curve] == [[2], [4]]
+    for row in methods + curve:  # a correlation inside its bootstrap interval
+        (pearson,), (low, high) = numbers(row["Pearson"]), numbers(row["95% CI"])
+        assert -1 <= low <= pearson <= high <= 1
+    assert all(0 < numbers(row["examples"])[0] <= 4 for row in methods)
+    *steps, total = stages
+    assert total["stage"] == "total"
+    seconds = [numbers(row["seconds"])[0] for row in steps]
+    assert numbers(total["seconds"])[0] == pytest.approx(sum(seconds), abs=0.05 * len(seconds))  # each cell rounded
     assert (tmp_path / "out" / "surrogate_scatter.png").stat().st_size > 1000
     records = [json.loads(line) for line in (tmp_path / "runs" / "targets-train-float32" / "rankings.jsonl").read_text().splitlines()]
     assert all(r["steps"] == 1 for r in records)
@@ -77,19 +94,7 @@ def test_gpu_check_smoke_run(tmp_path):
     assert sum(p.numel() for p in module.random_model("smollm2", "meta").parameters()) == 134_515_008
     assert sum(p.numel() for p in module.random_model("llama1b", "meta").parameters()) == 1_235_814_400
     module.main(["--smoke", "--shapes", "smollm2", "--out-dir", str(tmp_path)])
-    out = tmp_path / "gpu_check_cpu.md"
-    tables, header = [], None
-    for line in out.read_text().splitlines():
-        if line.startswith("|---"):
-            continue
-        cells = line.strip("| ").split(" | ") if line.startswith("| ") else None
-        if cells is None:
-            header = None
-        elif header is None:
-            header = cells
-            tables.append([])
-        else:
-            tables[-1].append(dict(zip(header, cells)))
+    tables = markdown_tables((tmp_path / "gpu_check_cpu.md").read_text())
     scorers, backends = tables[0], tables[-1]
     rows = {(r["dtype"], r["scorer"], r["budget"]): r for r in scorers}
     assert set(rows) == {(dtype, scorer, budget) for dtype in ("float32", "bfloat16")
@@ -108,9 +113,9 @@ def test_gpu_check_smoke_run(tmp_path):
 def test_long_chain_benchmark_runs_small(tmp_path, tiny_model_dir):
     from prunelens.probes.features import FEATURE_DEFINITION
     from prunelens.probes.surrogate import Surrogate, SurrogateConfig
-    from prunelens.bench.benchmark import candidate_tokens
+    from prunelens.bench.run import candidate_tokens
     from prunelens.pruning.greedy import EXACT, Approximation, greedy_prune
-    from prunelens.bench.scaling import Job, partial_step, round_schedule, run_jobs
+    from prunelens.bench.scaling import ScalingPoint, measure_points, partial_step, round_schedule
     from prunelens.pruning.scorers import make_scorer
 
     loaded = load_model(str(tiny_model_dir))
@@ -145,16 +150,24 @@ def test_long_chain_benchmark_runs_small(tmp_path, tiny_model_dir):
     module.main(["--model", str(tiny_model_dir), "--lengths", "8", "16", "--modes", "fast", "fast+block10%",
                  "fast+window8/m4", "fast+surr2", "--surrogate", str(tmp_path / "surrogate.pt"), "--candidates", "4",
                  "--screened", "2", "--memory-budgets", "64", "--in-process", "--out-dir", str(out)])  # fmt: skip
-    report = (out / "bench_long_chains.md").read_text()
-    table = report.split("| mode |")[1].split("\n\n")[0].splitlines()[2:]
-    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in table}
-    assert rows["fast"][1] == "4 / 8" and rows["fast+block10%"][1] == "4 / 7"  # rounds to keep 0.5
-    assert all(np.isfinite(float(rows[name][4])) for name in ("fast", "fast+block10%", "fast+window8/m4", "fast+surr2"))
-    assert "| fast exact step | 4 | 1024 | partial step: 4 of 4 candidates" in report
-    assert "| fast+window8/m4 | 16 | 64 | round 0 (screened) |" in report
-    assert "| budget 1024 | budget 64 |" in report and (out / "bench_long_chains.png").stat().st_size > 1000
+    totals, measured, memory = markdown_tables((out / "bench_long_chains.md").read_text())
+    rows = {row["mode"]: row for row in totals}
+    assert list(rows) == ["fast", "fast+block10%", "fast+window8/m4", "fast+surr2"]
+    assert numbers(rows["fast"]["rounds at 8 / 16"]) == [4, 8]  # rounds to keep 0.5
+    assert numbers(rows["fast+block10%"]["rounds at 8 / 16"]) == [4, 7]
+    assert all(np.isfinite(float(row["exponent"])) for row in totals)
+
+    def measurements(name, tokens, budget):
+        return [row["what"] for row in measured if row["measurement"] == name
+                and numbers(row["chain tokens"]) == [tokens] and numbers(row["token budget"]) == [budget]]  # fmt: skip
+
+    (exact,) = measurements("fast exact step", 4, 1024)
+    assert exact.startswith("partial step") and numbers(exact) == [4, 4]  # 4 of 4 candidates
+    assert measurements("fast+window8/m4", 16, 64)[0] == "round 0 (screened)"
+    assert [numbers(column) for column in memory[0]][1:] == [[1024], [64]]  # one column per token budget
+    assert (out / "bench_long_chains.png").stat().st_size > 1000
     # a fresh process measures on its own; a chain longer than the model's context is a one-line error
-    (fresh,) = run_jobs([Job(str(tiny_model_dir), "fast", None, 8, 1024, candidates=2)])
+    (fresh,) = measure_points([ScalingPoint(str(tiny_model_dir), "gsm8k", "fast", None, 8, 1024, candidates=2)])
     assert fresh.step.tokens > 0 and fresh.peak_mb >= fresh.start_mb > 0
     with pytest.raises(SystemExit, match=r"needs \d+ positions; the model has 400"):
         module.main(["--model", str(tiny_model_dir), "--lengths", "300", "500", "--modes", "fast", "--in-process",

@@ -22,7 +22,10 @@ from prunelens.probes.store import open_features
 from prunelens.pruning import run as run_module
 from prunelens.pruning.run import PruneConfig, run_pruning
 from prunelens.pruning.store import open_scores
+from prunelens.core.settings import build_config, identity
+from prunelens.rankers.greedy import GreedyOptions
 from prunelens.rankers.run import RankConfig, run_rank
+from prunelens.rankers.uniform import UniformOptions
 
 CHAINS = [
     {"id": "c1", "question": "Tom has 3 apples and buys 2. How many?", "reasoning": "3 + 2 = 5 apples.", "answer": "5"},
@@ -116,10 +119,10 @@ def test_default_output_folders_name_model_method_and_settings():
     assert FeaturesConfig(float16=True).output_dir() == Path("runs/features-gsm8k-test-smollm2-135m-hf-f16")
     assert FeaturesConfig(backend="nnsight").output_dir().name.endswith("-nnsight")
 
-    rank = RankConfig(method="uniform", seed=3).output_dir().name
+    rank = RankConfig(method="uniform", options=UniformOptions(seed=3)).output_dir().name
     assert "uniform" in rank.split("-") and "seed3" in rank.split("-")
     assert RankConfig().output_dir() == Path("runs/rank-gsm8k-test-smollm2-135m-uniform")
-    hashed = [RankConfig(method="greedy", pruning=Path(p)).output_dir().name for p in ("x", "y")]
+    hashed = [RankConfig(method="greedy", options=GreedyOptions(pruning=Path(p))).output_dir().name for p in ("x", "y")]
     plain = RankConfig(method="greedy").output_dir().name
     for name in hashed:
         assert name.startswith(plain + "-") and re.fullmatch(r"[0-9a-f]{6}", name[len(plain) + 1 :]), name
@@ -274,7 +277,8 @@ def test_merged_feature_shards_equal_a_whole_run(tmp_path, settings, features_di
 
 def test_merged_rank_shards_equal_a_whole_run(tmp_path, settings):
     def rank(out, **values):
-        return run_rank(RankConfig(**settings, out=tmp_path / out, method="uniform", seed=1, **values), progress=False)
+        return run_rank(RankConfig(**settings, out=tmp_path / out, method="uniform", options=UniformOptions(seed=1),
+                                   **values), progress=False)  # fmt: skip
 
     whole = rank("whole")
     shards = [rank(f"r{k}", shard=f"{k}/2").out_dir for k in range(2)]
@@ -467,10 +471,18 @@ def test_an_unreadable_run_json_is_one_line(tmp_path, settings):
         run_pruning(PruneConfig(**settings, out=tmp_path / "out"), progress=False)
 
 
-def test_method_specific_rank_settings_only_count_for_their_method(settings):
-    plain = RankConfig(**settings, method="truncation")
-    assert plain.output_dir() == RankConfig(**settings, method="truncation", seed=5, backend="nnsight").output_dir()
-    assert RankConfig(method="uniform", seed=5).output_dir() != RankConfig(method="uniform").output_dir()
+def test_a_method_owns_its_settings(settings):
+    assert RankConfig(method="uniform").options == UniformOptions(seed=0)  # a method's defaults when not given
+    assert RankConfig(method="truncation").options is None  # a method without settings
+    seeded = RankConfig(method="uniform", options=UniformOptions(seed=5))
+    assert seeded.output_dir() != RankConfig(method="uniform").output_dir() and identity(seeded)["seed"] == "5"
+    assert "seed" not in identity(RankConfig(method="truncation"))
+    with pytest.raises(PrunelensError, match="method 'truncation' takes no options, not UniformOptions"):
+        RankConfig(method="truncation", options=UniformOptions(seed=5))
+    with pytest.raises(PrunelensError, match="--seed is a setting of --method uniform, not h2o"):
+        build_config(RankConfig, {"method": "h2o", "seed": 5})
+    refused = CliRunner().invoke(app, ["rank", "--method", "truncation", "--backend", "nnsight"])
+    assert one_line_error(refused) == "error: --backend is a setting of --method h2o, not truncation"
 
 
 def test_names_do_not_hash_what_the_prefix_spells_out():

@@ -79,3 +79,15 @@ def test_rounded_copy_rounds_weights_but_keeps_float32_rotary_frequencies():
     weight = model.model.layers[0].self_attn.q_proj.weight
     assert torch.equal(rounded.model.layers[0].self_attn.q_proj.weight, weight.to(torch.bfloat16))
     assert rounded_copy(rounded, "bfloat16") is rounded
+
+
+def test_a_base_install_has_what_loading_a_gguf_alias_needs():
+    """`pip install prunelens` without extras must convert the aliases' GGUF files (transformers refuses without
+    accelerate: a clean clone's base install failed `prunelens prune --dataset math500` on it)."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    base = {re.split(r"[=<>\[ ;]", requirement)[0].lower() for requirement in project["dependencies"]}
+    assert {"torch", "transformers", "gguf", "accelerate"} <= base

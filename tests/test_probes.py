@@ -53,14 +53,17 @@ def test_backends_agree_with_reference(kind, tokenizer):
         np.testing.assert_allclose(backend.received_attention(ids), reference, atol=1e-4, err_msg=backend.name)
 
 
-def test_blockwise_rows_do_not_change_the_sums():
-    from prunelens.probes.blockwise import received_from_queries_keys
+def test_blockwise_rows_do_not_change_the_sums_or_the_output():
+    from prunelens.probes.blockwise import blockwise_attention_pass
 
-    query, key = torch.randn(1, 4, 37, 8, dtype=torch.float64), torch.randn(1, 2, 37, 8, dtype=torch.float64)
-    whole = received_from_queries_keys(query, key, 8**-0.5, block=1000)
-    np.testing.assert_allclose(received_from_queries_keys(query, key, 8**-0.5, block=5), whole, atol=1e-12)
+    query, key, value = (torch.randn(1, heads, 37, 8, dtype=torch.float64) for heads in (4, 2, 2))
+    output, whole = blockwise_attention_pass(query, key, value, 8**-0.5, block=1000)
+    blocked_output, blocked = blockwise_attention_pass(query, key, value, 8**-0.5, block=5)
+    np.testing.assert_allclose(blocked, whole, atol=1e-12)
+    np.testing.assert_allclose(blocked_output, output, atol=1e-6)  # weights are softmaxed in float32, as eager does
     assert torch.all(whole[:, -1] == 0)  # the last position has no later rows
-    windowed = received_from_queries_keys(query, key, 8**-0.5, sliding_window=3)
+    assert blockwise_attention_pass(query, key, None, 8**-0.5, block=5)[0] is None  # received sums only
+    _, windowed = blockwise_attention_pass(query, key, value, 8**-0.5, sliding_window=3)
     assert not torch.allclose(windowed, whole)
 
 

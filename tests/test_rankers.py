@@ -6,13 +6,17 @@ import shutil
 import numpy as np
 import pytest
 import torch
+import typer
 from conftest import comparable, interrupt_on_call, write_chains
 from test_tokenskip import classifier_dir  # noqa: F401  (module fixture: a saved tiny LLMLingua-2 classifier)
 from typer.testing import CliRunner
 
 from prunelens.core.errors import BadRecordError, PrunelensError
-from prunelens.rankers.run import RankConfig, run_rank
 from prunelens.core.registry import RANKERS
+from prunelens.core.ranking import load_rankings
+from prunelens.core.settings import build_config, cli_command
+from prunelens.rankers.run import RankConfig, run_rank
+from prunelens.rankers.uniform import UniformOptions
 
 CHAINS = [
     {"id": "c1", "question": "Tom has 3 apples and buys 2. How many?", "reasoning": "3 + 2 = 5 apples.", "answer": "5"},
@@ -59,7 +63,7 @@ def rank(tmp_path, chains, tiny_model_dir):
 
     def run(out="out", **settings):
         values = dict(model=str(tiny_model_dir), chains=chains, out=tmp_path / out, limit=None)
-        return run_rank(RankConfig(**{**values, **settings}), progress=False)
+        return run_rank(build_config(RankConfig, {**values, **settings}), progress=False)  # a method's options flat
 
     return run
 
@@ -68,8 +72,47 @@ def by_id(summary):
     return {r.id: r for r in summary.rankings}
 
 
-def test_every_registered_ranker_is_covered():
-    assert set(RANKERS.names()) == {"greedy", "h2o", "surprisal", "uniform", "truncation", "tokenskip", "surrogate"}
+EVERY_OTHER = """
+from dataclasses import dataclass
+
+from prunelens.core.ranked import Ranked
+from prunelens.core.settings import setting
+from prunelens.rankers.base import Ranker
+
+
+@dataclass
+class EveryOtherOptions:
+    offset: int = setting(0, "remove every other token from this one first", result=True, name="o")
+
+
+class EveryOtherRanker(Ranker):
+    def rank(self, example, chain):
+        first = list(range(self.options.offset, len(chain.reasoning_ids), 2))
+        return Ranked(first + [i for i in range(len(chain.reasoning_ids)) if i not in first])
+"""
+
+
+def test_a_ranker_with_an_option_is_one_file_and_one_registration(tmp_path, monkeypatch, chains, tiny_model_dir):
+    (tmp_path / "every_other.py").write_text(EVERY_OTHER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(RANKERS, "_entries", dict(RANKERS._entries))
+    RANKERS.register("every-other", "every_other:EveryOtherRanker", "every other token first (--offset)",
+                     options="every_other:EveryOtherOptions")  # fmt: skip
+    with pytest.raises(ValueError, match="already registered"):
+        RANKERS.register("every-other", "every_other:EveryOtherRanker", "again")
+    command = typer.Typer()
+    command.command()(cli_command(RankConfig, lambda config: print(run_rank(config, progress=False).out_dir)))
+    args = ["--method", "every-other", "--model", str(tiny_model_dir), "--chains", str(chains), "--limit", "1"]
+    with monkeypatch.context() as inside:
+        inside.chdir(tmp_path)
+        result = CliRunner().invoke(command, [*args, "--offset", "1"])
+        assert result.exit_code == 0, result.output
+        out = tmp_path / result.output.strip()
+        assert out.name.endswith("-every-other-o1")  # the option names the folder, from its own declaration
+        (ranking,) = load_rankings(out)
+        assert ranking.deletion_order[:2] == [1, 3] and json.loads((out / "run.json").read_text())["identity"]["offset"] == "1"
+        refused = CliRunner().invoke(command, ["--method", "uniform", "--offset", "1"])
+        assert refused.exit_code != 0 and "--offset is a setting of --method every-other, not uniform" in str(refused.exception)
 
 
 def test_uniform_is_a_seeded_permutation_whatever_the_selection(rank):
@@ -90,7 +133,8 @@ def test_uniform_is_a_seeded_permutation_whatever_the_selection(rank):
 
 
 def test_uniform_default_output_dir_names_method_and_seed(chains, tiny_model_dir):
-    names = [RankConfig(model=str(tiny_model_dir), chains=chains, method="uniform", seed=s).output_dir() for s in (0, 1)]
+    names = [RankConfig(model=str(tiny_model_dir), chains=chains, method="uniform", options=UniformOptions(seed=s)).output_dir()
+             for s in (0, 1)]  # fmt: skip
     assert names[0] != names[1] and all("uniform" in str(n) for n in names)
 
 
@@ -185,8 +229,8 @@ def test_tokenskip_unloadable_classifier_is_one_line(rank, tmp_path):
     assert "\n" not in str(info.value) and not (tmp_path / "out" / "rankings.jsonl").exists()
 
 
-def test_surrogate_orders_by_predicted_score(rank, features_dir, prune_dir, tiny_model_dir, tmp_path):
-    from prunelens.probes.store import FeatureIndex
+def test_surrogate_orders_by_predicted_score(rank, features_dir, prune_dir, tmp_path):
+    from prunelens.probes.store import FeatureIndex, store_meta
     from prunelens.analysis.surrogate_data import load_examples_for_surrogate
     from prunelens.probes.surrogate import (
         Surrogate,
@@ -197,7 +241,7 @@ def test_surrogate_orders_by_predicted_score(rank, features_dir, prune_dir, tiny
     data = load_examples_for_surrogate(features_dir, prune_dir)
     assert [e.id for e in data] == PRUNED
     saved = tmp_path / "s.pt"
-    train_surrogate(data, SurrogateConfig(hidden=8, epochs=3), meta={"model": str(tiny_model_dir)}).save(saved)
+    train_surrogate(data, SurrogateConfig(hidden=8, epochs=3), meta=store_meta(features_dir)).save(saved)
     summary = rank(method="surrogate", surrogate=saved, features=features_dir)
     surrogate, store = Surrogate.load(saved), FeatureIndex(features_dir)
     assert len(summary.rankings) == 4
@@ -207,6 +251,20 @@ def test_surrogate_orders_by_predicted_score(rank, features_dir, prune_dir, tiny
         np.testing.assert_allclose(r.scores, predicted, rtol=1e-6, atol=1e-9)
         assert r.deletion_order == sorted(range(r.n), key=lambda i: (-predicted[i], i))
         assert "highest removed first" in r.score_meaning
+
+
+def test_surrogate_trained_on_another_feature_definition_is_refused(rank, features_dir, tmp_path):
+    from prunelens.probes.store import FeatureIndex, store_meta
+    from prunelens.probes.surrogate import Surrogate, SurrogateConfig
+
+    width = FeatureIndex(features_dir).attention[0].size  # same model, same width: only the definition differs
+    meta = {**store_meta(features_dir), "feature_definition": "attention[token] = sum over heads"}
+    Surrogate(SurrogateConfig(kind="ridge"), np.zeros(width), np.ones(width), {"weights": np.ones(width)},
+              meta).save(tmp_path / "old.pt")  # fmt: skip
+    refused = r"--surrogate .*old.pt: trained on features defined as 'attention\[token\] = sum over heads', not as"
+    with pytest.raises(PrunelensError, match=refused) as info:
+        rank(method="surrogate", surrogate=tmp_path / "old.pt", features=features_dir)
+    assert "\n" not in str(info.value) and not (tmp_path / "out" / "rankings.jsonl").exists()
 
 
 @pytest.mark.parametrize("missing", ["surrogate", "features"])

@@ -14,6 +14,7 @@ from prunelens.core.errors import PrunelensError
 from prunelens.pruning import run as prune_module
 from prunelens.pruning.eta import StepClock, step_work
 from prunelens.pruning.run import PruneConfig, run_pruning
+from prunelens.rankers.greedy import GreedyOptions
 from prunelens.rankers.run import RankConfig, run_rank
 
 CHAINS = [
@@ -73,7 +74,8 @@ def test_a_changed_input_folder_names_the_input(tmp_path, tiny_model_dir):
     chains = write_chains(tmp_path / "e.jsonl", CHAINS)
     prune = run_pruning(PruneConfig(model=str(tiny_model_dir), chains=chains, out=tmp_path / "p", limit=None, steps=1,
                                     threads=1), progress=False)  # fmt: skip
-    config = dict(model=str(tiny_model_dir), chains=chains, limit=None, method="greedy", pruning=prune.out_dir)
+    config = dict(model=str(tiny_model_dir), chains=chains, limit=None, method="greedy",
+                  options=GreedyOptions(pruning=prune.out_dir))  # fmt: skip
     run_rank(RankConfig(**config, out=tmp_path / "g"), progress=False)
     records = (tmp_path / "p" / "rankings.jsonl").read_text().splitlines()
     edited = json.loads(records[0]) | {"step_scores": [0.0]}

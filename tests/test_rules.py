@@ -13,7 +13,7 @@ from prunelens.annotate.labels import (
     annotations_path,
     labels_for,
     load_annotations,
-    split_words,
+    split_words_and_symbols,
 )
 from prunelens.annotate.rules import RuleAnnotator, label_spans
 from prunelens.core.errors import PrunelensError
@@ -21,7 +21,8 @@ from prunelens.core.errors import PrunelensError
 
 def labelled(text: str) -> list[tuple[str, str]]:
     """(word, label) for every word of ``text``."""
-    return list(zip([w for w, _, _ in split_words(text)], label_spans(split_words(text), text), strict=True))
+    spans = split_words_and_symbols(text)
+    return list(zip([w for w, _, _ in spans], label_spans(spans, text), strict=True))
 
 
 def label_of(text: str, word: str, occurrence: int = 0) -> str:
@@ -97,7 +98,7 @@ def test_deterministic_and_every_word_a_known_label():
 
     annotator = RuleAnnotator(None)
     for example in load_examples("gsm8k", "test")[:60]:
-        words = [w for w, _, _ in split_words(example.reasoning)]
+        words = [w for w, _, _ in split_words_and_symbols(example.reasoning)]
         labels = annotator.label_words(words, example.reasoning)
         assert len(labels) == len(words) and set(labels) <= set(CATEGORIES)
         assert RuleAnnotator(None).label_words(words, example.reasoning) == labels
@@ -105,7 +106,7 @@ def test_deterministic_and_every_word_a_known_label():
 
 
 def test_refuses_words_that_are_not_the_reasoning_split():
-    with pytest.raises(AnnotationFailed, match="not split_words"):
+    with pytest.raises(AnnotationFailed, match="not split_words_and_symbols"):
         RuleAnnotator(None).label_words(["3", "apples"], "3 + 2 = 5 apples")
 
 
@@ -154,7 +155,7 @@ def test_annotate_a_rankings_folder_offline(rankings_dir, annotated):
                     piece.strip()]  # fmt: skip
             if not piece.strip():
                 assert label == "Grammar"
-        words = split_words(ranking.reasoning)
+        words = split_words_and_symbols(ranking.reasoning)
         assert annotations[ranking.id].word_labels == label_spans(words, ranking.reasoning)
     lines = path.read_text().count("\n")
     annotate_rankings(AnnotateConfig(rankings=rankings_dir, annotator="offline"), progress=False)  # all done

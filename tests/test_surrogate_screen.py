@@ -7,11 +7,11 @@ from conftest import tiny_model
 from prunelens.core.errors import PrunelensError
 from prunelens.probes.backends import HFBlockwiseBackend
 from prunelens.probes.features import FEATURE_DEFINITION
-from prunelens.probes.surrogate import Surrogate, SurrogateConfig
-from prunelens.bench.benchmark import keep_grid, meets_floor
+from prunelens.probes.surrogate import Surrogate, SurrogateConfig, surrogate_refusal
+from prunelens.bench.run import keeps_down_to, meets_floor
 from prunelens.pruning.greedy import Approximation, calibrated_costs, greedy_prune
 from prunelens.pruning.prefix_scorer import PrefixCacheScorer
-from prunelens.pruning.surrogate_screen import SurrogatePredictor, surrogate_refusal
+from prunelens.pruning.surrogate_screen import SurrogatePredictor
 
 
 def surrogate_screen(m, **kwargs):
@@ -115,18 +115,16 @@ def test_screening_by_surrogate_needs_a_predictor_and_nothing_else_takes_one():
         Approximation(screen=2, screen_by="oracle")
 
 
-def test_a_feature_definition_mismatch_is_refused(tiny_model_dir):
-    from transformers import AutoConfig
+def test_a_feature_definition_mismatch_is_refused():
+    def refusal(surrogate, model="m"):  # screening's features: 8 per token (2 layers × 4 heads)
+        return surrogate_refusal(surrogate, model, FEATURE_DEFINITION, 8, "screening computes them")
 
-
-    config = AutoConfig.from_pretrained(tiny_model_dir)  # 2 layers × 4 heads
-    assert surrogate_refusal(random_surrogate(8, meta={"feature_definition": FEATURE_DEFINITION}), "m", config) is None
+    assert refusal(random_surrogate(8, meta={"feature_definition": FEATURE_DEFINITION})) is None
     old = random_surrogate(8, meta={"feature_definition": "attention[token] = sum over heads"})
-    assert "defined as" in surrogate_refusal(old, "m", config)
-    assert "defined as" in surrogate_refusal(random_surrogate(8, meta={}), "m", config)
-    assert "not 'm'" in surrogate_refusal(random_surrogate(8, meta={"feature_definition": FEATURE_DEFINITION,
-                                                                    "model": "other"}), "m", config)  # fmt: skip
-    assert "expects 6 features" in surrogate_refusal(random_surrogate(6), "tiny", config)
+    assert "defined as 'attention[token] = sum over heads', not as screening computes them" in refusal(old)
+    assert "defined as None" in refusal(random_surrogate(8, meta={}))
+    assert "not 'm'" in refusal(random_surrogate(8, meta={"feature_definition": FEATURE_DEFINITION, "model": "other"}))
+    assert "expects 6 features per token, not 8" in refusal(random_surrogate(6), "tiny")
 
 
 def test_prune_job_refuses_a_mismatched_surrogate_in_one_line(tmp_path, tiny_model_dir):
@@ -158,10 +156,10 @@ def test_prune_job_records_surrogate_screening(tmp_path, tiny_model_dir):
     assert ranking.settings["screen_by"] == "surrogate" and ranking.settings["surrogate"] == str(path)
 
 
-def test_keep_grid_runs_from_0_9_to_the_final_keep():
-    assert keep_grid(0.5) == [0.9, 0.8, 0.7, 0.6, 0.5]
-    assert keep_grid(0.75) == [0.9, 0.8, 0.75]
-    assert keep_grid(0.9) == [0.9]
+def test_keeps_down_to_runs_from_0_9_to_the_final_keep():
+    assert keeps_down_to(0.5) == [0.9, 0.8, 0.7, 0.6, 0.5]
+    assert keeps_down_to(0.75) == [0.9, 0.8, 0.75]
+    assert keeps_down_to(0.9) == [0.9]
 
 
 def test_meets_floor_needs_every_band_and_every_keep():

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import load_experiment
 
 from prunelens.core.errors import PrunelensError
 from prunelens.rankers.tokenskip import (
     load_classifier,
-    split_words,
+    split_on_whitespace,
     token_keep_probabilities,
     tokenskip_keep_probabilities,
     word_chunks,
@@ -31,8 +32,7 @@ TEXT = (
 @pytest.fixture(scope="module")
 def classifier_dir(tmp_path_factory):
     """A saved tiny random XLM-RoBERTa token classifier with a small trained WordPiece fast tokenizer."""
-    from prunelens.rankers.tokenskip import save_standin_classifier
-
+    save_standin_classifier = load_experiment("standin_classifier").save_standin_classifier
     target = tmp_path_factory.mktemp("tiny-llmlingua")
     save_standin_classifier(target, CORPUS, vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                             intermediate_size=64, max_position_embeddings=160, initializer_range=0.5)  # fmt: skip
@@ -59,16 +59,16 @@ def naive_word_probs(model, tokenizer, words, max_length=None):
     return np.array(out)
 
 
-def test_split_words_spans_are_exact():
+def test_split_on_whitespace_spans_are_exact():
     text = "  Total =\t3 apples\nso  3.\n\n"
-    words = split_words(text)
+    words = split_on_whitespace(text)
     assert [w for w, _, _ in words] == ["Total", "=", "3", "apples", "so", "3."]
     assert [(s, e) for _, s, e in words] == [(2, 7), (8, 9), (10, 11), (12, 18), (19, 21), (23, 25)]
     assert all(text[s:e] == w for w, s, e in words)
-    words = split_words(TEXT)
+    words = split_on_whitespace(TEXT)
     assert len(words) == 33 and all(w == TEXT[s:e] and not any(c.isspace() for c in w) for w, s, e in words)
     assert "".join(TEXT[e:s] for (_, _, e), (_, s, _) in zip(words, words[1:])).isspace()  # only spaces between
-    assert split_words("") == [] and split_words(" \n\t ") == []
+    assert split_on_whitespace("") == [] and split_on_whitespace(" \n\t ") == []
 
 
 def test_load_classifier_returns_eval_model(classifier):
@@ -86,7 +86,7 @@ def test_load_classifier_missing_path_is_one_line(tmp_path):
 
 def test_word_probabilities_match_a_naive_single_pass(classifier):
     model, tokenizer = classifier
-    words = [w for w, _, _ in split_words(TEXT)]
+    words = [w for w, _, _ in split_on_whitespace(TEXT)]
     assert len(word_chunks(tokenizer, words, max_tokens=150)) == 1
     got = word_keep_probabilities(model, tokenizer, words, max_tokens=150)
     assert got.dtype == np.float64 and got.shape == (len(words),)
@@ -97,7 +97,7 @@ def test_word_probabilities_match_a_naive_single_pass(classifier):
 
 def test_chunks_fit_the_window_and_cover_every_word(classifier):
     model, tokenizer = classifier
-    words = [w for w, _, _ in split_words(TEXT)]
+    words = [w for w, _, _ in split_on_whitespace(TEXT)]
     long_word = max(range(len(words)), key=lambda i: len(tokenizer.tokenize(words[i])))
     assert len(tokenizer.tokenize(words[long_word])) > 10  # longer than the window: truncated, not dropped
     chunks = word_chunks(tokenizer, words, max_tokens=12)
@@ -119,7 +119,7 @@ def test_chunks_fit_the_window_and_cover_every_word(classifier):
 
 def test_token_probabilities_follow_the_overlap_rules():
     text = "Total = 3 apples\nso 3."
-    words = split_words(text)  # Total(0,5) =(6,7) 3(8,9) apples(10,16) so(17,19) 3.(20,22)
+    words = split_on_whitespace(text)  # Total(0,5) =(6,7) 3(8,9) apples(10,16) so(17,19) 3.(20,22)
     probs = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
     cases = {
         (0, 0): 0.1,  # empty span before everything: the next word
@@ -153,7 +153,7 @@ def test_end_to_end_on_pruner_offsets(classifier):
     pruner = tokenizer.backend_tokenizer  # any tokenizer with offsets stands in for the pruner's
     offsets = [tuple(span) for span in pruner.encode(TEXT, add_special_tokens=False).offsets]
     got = tokenskip_keep_probabilities(model, tokenizer, TEXT, offsets, max_tokens=40)
-    words = split_words(TEXT)
+    words = split_on_whitespace(TEXT)
     word_probs = word_keep_probabilities(model, tokenizer, [w for w, _, _ in words], max_tokens=40)
     np.testing.assert_array_equal(got, token_keep_probabilities(TEXT, offsets, words, word_probs))
     assert got.shape == (len(offsets),)

@@ -20,7 +20,6 @@ leave a NaN for that chain and are left out of its means.
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prunelens.core.bootstrap import bootstrap_interval
 from prunelens.core.errors import PrunelensError
 from prunelens.pruning.compare import hit_at_s, removed_between
 from prunelens.core.keep import n_keep
@@ -101,15 +101,17 @@ class RankDynamics:
         return list(pairwise(self.keeps))
 
     def summary(self, seed: int = 0, resamples: int = 2000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Mean Hit@|S| over examples and its 95% bootstrap interval (examples resampled with replacement,
-        from ``seed``): three (transition, ranking) arrays, NaN where no example removed a token."""
+        """Mean Hit@|S| over examples and its 95% percentile bootstrap interval (``bootstrap_interval``: a cell's
+        examples resampled with replacement, from ``seed``): three (transition, ranking) arrays. Examples whose S
+        is empty are left out of a cell; NaN where no example removed a token."""
         rng = np.random.default_rng(seed)
-        count = len(self.ids)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells stay NaN
-            mean = np.nanmean(self.hits, axis=0)
-            means = np.stack([np.nanmean(self.hits[rng.integers(0, count, count)], axis=0) for _ in range(resamples)])
-            low, high = np.nanpercentile(means, [2.5, 97.5], axis=0)
+        mean, low, high = (np.full(self.hits.shape[1:], np.nan) for _ in range(3))
+        for cell in np.ndindex(*self.hits.shape[1:]):
+            values = self.hits[(slice(None), *cell)]
+            values = values[np.isfinite(values)]
+            if len(values):
+                mean[cell] = values.mean()
+                low[cell], high[cell] = bootstrap_interval((values,), np.mean, resamples=resamples, rng=rng)
         return mean, low, high
 
     def table(self, seed: int = 0) -> str:
@@ -147,7 +149,7 @@ class RankDynamics:
         """Write a netCDF file (dims example, transition, ranking)."""
         import xarray as xr
 
-        from prunelens.stores import write_atomic
+        from prunelens.stores import write_netcdf
 
         starts, ends = zip(*self.transitions)
         data = xr.Dataset(
@@ -158,7 +160,7 @@ class RankDynamics:
                     "keep_start": ("transition", list(starts)), "keep_end": ("transition", list(ends))},
             attrs={"meta": json.dumps(self.meta), "definition": DEFINITION},
         )  # fmt: skip
-        write_atomic(data, Path(path))
+        write_netcdf(Path(path), data)
         return Path(path)
 
     @classmethod

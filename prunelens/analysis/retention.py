@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from prunelens.annotate.labels import CATEGORIES, Annotation, labels_for
+from prunelens.core.bootstrap import bootstrap_interval
 from prunelens.core.errors import PrunelensError
 from prunelens.core.keep import n_keep
 from prunelens.core.ranking import Ranking, keep_grid
@@ -177,12 +178,16 @@ def _curve(category: str, chains, keeps: list[float], n_boot: int, seed: int) ->
         for column, keep in enumerate(keeps):
             kept[row, column] = len(members.intersection(ranking.kept_positions(keep))) / len(members)
             uniform[row, column] = n_keep(ranking.n, keep) / ranking.n
+
+    def retention_and_area(chains_kept, chains_uniform, axis):  # one row per keep, then the area
+        retention = chains_kept.mean(axis=axis)
+        area = _area(np.moveaxis(retention - chains_uniform.mean(axis=axis), 0, -1), keeps)
+        return np.concatenate([retention, area[np.newaxis]])
+
     rng = np.random.default_rng([seed, CATEGORIES.index(category)])
-    weights = rng.multinomial(len(chains), np.full(len(chains), 1 / len(chains)), size=n_boot) / len(chains)
-    boot_kept, boot_uniform = weights @ kept, weights @ uniform
-    boot_area = _area(boot_kept - boot_uniform, keeps)
-    low, high = np.percentile(boot_kept, [2.5, 97.5], axis=0)
-    area_low, area_high = np.percentile(boot_area, [2.5, 97.5])
+    lows, highs = bootstrap_interval((kept, uniform), retention_and_area, resamples=n_boot, rng=rng,
+                                     paired=True)  # a resample draws chains, each with its uniform expectation
+    (low, area_low), (high, area_high) = (lows[:-1], lows[-1]), (highs[:-1], highs[-1])
     mean_kept, mean_uniform = kept.mean(axis=0), uniform.mean(axis=0)
     area = float(_area(mean_kept - mean_uniform, keeps))
     return CategoryCurve(category, list(keeps), mean_kept.tolist(), low.tolist(), high.tolist(), mean_uniform.tolist(),

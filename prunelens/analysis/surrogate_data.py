@@ -1,4 +1,5 @@
-"""Training data for attention surrogates: a feature store joined with a pruning run's targets, by example id.
+"""Training data for attention surrogates: a feature store joined with a pruning run's targets, by example id,
+and a surrogate fitted from the two runs that make them.
 
 It stands above both the probes (features) and pruning (targets), so neither has to import the other.
 """
@@ -9,10 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
+from prunelens.core.progress import log_line
 from prunelens.core.ranking import load_rankings
-from prunelens.probes.store import FeatureIndex
-from prunelens.probes.surrogate import ExampleData
+from prunelens.probes.run import FeaturesConfig, run_features
+from prunelens.probes.store import FeatureIndex, store_meta
+from prunelens.probes.surrogate import ExampleData, Surrogate, SurrogateConfig, train_surrogate
 from prunelens.pruning.compare import deletion_ranks
+from prunelens.pruning.run import PruneConfig, run_pruning
 from prunelens.pruning.store import open_scores
 
 
@@ -52,3 +56,26 @@ def load_examples_for_surrogate(features_path: Path, pruning_dir: Path | None, t
         if warn is not None and target == "rank" and records and max(len(r.deletion_order) for r in records.values()) <= 1:
             warn("warning: --target rank with runs of at most one step: nearly every token shares the last rank")
     return data
+
+
+def examples_from_runs(targets: PruneConfig, features: FeaturesConfig, progress: bool = True, log=log_line,
+                       warn=None, on_stage=None) -> list[ExampleData]:  # fmt: skip
+    """A surrogate's training data from runs: the pruning run ``targets`` (its step 0 gives the targets), then
+    the feature extraction ``features`` of the same examples, each run or resumed into its output folder
+    (``progress`` and ``log`` go to both), joined by ``load_examples_for_surrogate`` (which ``warn`` goes to).
+    ``on_stage``, if given, is called with "targets" and then "features" as each run finishes."""
+    pruned = run_pruning(targets, progress=progress, log=log)
+    if on_stage is not None:
+        on_stage("targets")
+    extracted = run_features(features, progress=progress, log=log)
+    if on_stage is not None:
+        on_stage("features")
+    return load_examples_for_surrogate(extracted.out_dir, pruned.out_dir, warn=warn)
+
+
+def surrogate_from_runs(targets: PruneConfig, features: FeaturesConfig, progress: bool = True, log=log_line,
+                        warn=None) -> tuple[Surrogate, list[ExampleData]]:  # fmt: skip
+    """The default surrogate (``SurrogateConfig()``) fitted on ``examples_from_runs(targets, features)``,
+    recording what the feature store says of its features (``store_meta``); with the examples it saw."""
+    data = examples_from_runs(targets, features, progress=progress, log=log, warn=warn)
+    return train_surrogate(data, SurrogateConfig(), meta=store_meta(features.output_dir())), data

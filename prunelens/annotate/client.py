@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from prunelens.core.errors import PrunelensError
+from prunelens.core.jsonl import write_atomic
 from prunelens.core.settings import setting
 
 T = TypeVar("T")
@@ -191,19 +191,16 @@ class ChatClient:
         if self.cache_dir is None or not self._cache_file(key).exists():
             return None
         try:
-            return json.loads(self._cache_file(key).read_text())["reply"]
+            return json.loads(self._cache_file(key).read_text(encoding="utf-8"))["reply"]
         except (ValueError, KeyError, OSError):
             return None  # a damaged entry is asked again and overwritten
 
     def _write_cache(self, key: str, text: str) -> None:
         if self.cache_dir is None:
             return
-        path = self._cache_file(key)
+        entry = json.dumps({"model": self.settings.llm_model, "reply": text}, ensure_ascii=False)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            partial.write_text(json.dumps({"model": self.settings.llm_model, "reply": text}, ensure_ascii=False))
-            partial.replace(path)
+            write_atomic(self._cache_file(key), entry)
         except OSError:
             pass  # the cache is best effort: an unwritable one costs repeated requests, not the run
 

@@ -31,9 +31,10 @@ def resolve(labels) -> str:
     return min(found, key=CATEGORIES.index) if found else WHITESPACE_LABEL
 
 
-def split_words(text: str) -> list[tuple[str, int, int]]:
+def split_words_and_symbols(text: str) -> list[tuple[str, int, int]]:
     """Words as annotators see them, with character spans: numbers (with decimal or thousands separators),
-    runs of letters/digits (with apostrophes), and single punctuation or symbol characters."""
+    runs of letters/digits (with apostrophes), and single punctuation or symbol characters: "3." is two words
+    here (TokenSkip's classifier judges whitespace-separated words: ``rankers.tokenskip.split_on_whitespace``)."""
     return [(m.group(), m.start(), m.end()) for m in _WORD.finditer(text)]
 
 
@@ -65,7 +66,7 @@ def tokens_digest(model: str, reasoning_ids: list[int]) -> str:
 @dataclass(kw_only=True)
 class Annotation:
     """One chain's labels from one annotator: ``labels`` per reasoning token (``word_labels`` per word of
-    ``split_words``), or ``status="failed"`` with a ``reason`` (then ``labels`` is empty)."""
+    ``split_words_and_symbols``), or ``status="failed"`` with a ``reason`` (then ``labels`` is empty)."""
 
     id: str
     annotator: str
@@ -118,7 +119,7 @@ class AnnotationFailed(Exception):
 
 class Annotator:
     """Base of the registered annotators: built once from the annotate config (cheap); ``label_words``
-    gives one category per word of ``split_words(reasoning)`` or raises AnnotationFailed."""
+    gives one category per word of ``split_words_and_symbols(reasoning)`` or raises AnnotationFailed."""
 
     def __init__(self, config):
         self.config = config

@@ -1,6 +1,6 @@
 """The LLM annotator: one functional category per word of a reasoning chain, asked of a chat model.
 
-The model sees the chain's words (``split_words``, numbered from 0), the six category definitions (paper
+The model sees the chain's words (``split_words_and_symbols``, numbered from 0), the six category definitions (paper
 App. D, in our own words) with the priority order for words that fit several, and answers
 ``{"labels": [{"i": 0, "word": "...", "label": "SymbMath"}, ...]}``. A reply is accepted when it labels
 every index exactly once with a known category; otherwise it is retried (``ChatClient.ask``) and the

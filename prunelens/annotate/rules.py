@@ -1,6 +1,6 @@
 """The offline annotator: deterministic lexicons and patterns that approximate the LLM's category labels.
 
-It labels each word of ``split_words`` without a model or a network, so the retention analyses run
+It labels each word of ``split_words_and_symbols`` without a model or a network, so the retention analyses run
 anywhere; it is an approximation of the LLM annotator (paper App. D uses gpt-5-mini), not a replacement:
 word senses that need the sentence's meaning ("that" as pronoun or conjunction, "first" as step marker or
 ordinal, an arithmetic verb narrating a step or stating a relation) are decided by the local cues below.
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 
-from prunelens.annotate.labels import AnnotationFailed, Annotator, resolve, split_words
+from prunelens.annotate.labels import AnnotationFailed, Annotator, resolve, split_words_and_symbols
 
 RULES_VERSION = 1
 
@@ -110,14 +110,14 @@ class RuleAnnotator(Annotator):
         return {"rules_version": RULES_VERSION}
 
     def label_words(self, words: list[str], reasoning: str) -> list[str]:
-        spans = split_words(reasoning)
+        spans = split_words_and_symbols(reasoning)
         if [w for w, _, _ in spans] != list(words):
-            raise AnnotationFailed("the words given are not split_words(reasoning)")
+            raise AnnotationFailed("the words given are not split_words_and_symbols(reasoning)")
         return label_spans(spans, reasoning)
 
 
 def label_spans(spans: list[tuple[str, int, int]], text: str) -> list[str]:
-    """One category per word of ``split_words(text)`` (the rules of the module docstring)."""
+    """One category per word of ``split_words_and_symbols(text)`` (the rules of the module docstring)."""
     keys = [_key(w) for w, _, _ in spans]
     found: list[set[str]] = [set() for _ in spans]
     for phrases, category in ((META_PHRASES, "MetaDisc"), (VERBAL_PHRASES, "VerbalMath")):

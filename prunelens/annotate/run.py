@@ -24,7 +24,7 @@ from prunelens.annotate.labels import (
     AnnotationFailed,
     annotations_path,
     load_annotations,
-    split_words,
+    split_words_and_symbols,
     token_labels,
     tokens_digest,
 )
@@ -74,7 +74,7 @@ def concurrently(function: Callable[[T], R], items: list[T], workers: int, desc:
 def annotate_ranking(annotator, name: str, ranking) -> Annotation:
     """One chain's Annotation: the annotator's word labels mapped to the ranking's tokens, or a failure."""
     started = time.perf_counter()
-    words = split_words(ranking.reasoning)
+    words = split_words_and_symbols(ranking.reasoning)
     common = dict(id=ranking.id, annotator=name, model=ranking.model,
                   digest=tokens_digest(ranking.model, ranking.reasoning_ids), settings=annotator.settings())  # fmt: skip
     try:

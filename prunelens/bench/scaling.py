@@ -3,10 +3,10 @@
 A run is a schedule of rounds fixed by the lengths and the approximation (``round_schedule``). A *full*
 round scores every candidate, as an exact step does; its cost at chain length m is measured on a partial
 step (``partial_step``: a few evenly spaced candidates, scaled to all). A *screened* round's cost is
-measured on the first rounds of a real run (``first_rounds``). Costs are measured at a few chain lengths
-(``run_job``, one measurement per fresh process so its peak memory is its own) and interpolated between
-them as a power law (``CostCurve``); a total is the sum over the schedule (``total_seconds``): an
-extrapolation, never a timed run.
+measured on the first rounds of a real run (``first_rounds``). Costs are measured at a few points, chain
+lengths with the settings to measure there (``ScalingPoint``, ``measure_point``; one fresh process each, so
+its peak memory is its own), and interpolated between them as a power law (``CostCurve``); a total is the
+sum over the schedule (``total_seconds``): an extrapolation, never a timed run.
 """
 
 from __future__ import annotations
@@ -17,13 +17,20 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from prunelens.bench.run import synthetic_chain
 from prunelens.core.errors import PrunelensError
+from prunelens.datasets import get_benchmark, load_examples
+from prunelens.datasets.tokenize import tokenize_chain
+from prunelens.memory import PeakMemory
+from prunelens.models import load_model
 from prunelens.pruning.greedy import Approximation, greedy_prune, planned_steps
+from prunelens.pruning.scorers import make_scorer
+from prunelens.pruning.surrogate_screen import load_predictor
 
 # imported once by the fork server, so each fresh measurement process starts without paying for them
 PRELOAD = ("torch", "transformers", "transformers.modeling_utils", "transformers.models.auto.modeling_auto",
            "transformers.models.auto.tokenization_auto", "tokenizers", "safetensors.torch", "prunelens.models",
-           "prunelens.pruning.scorers", "prunelens.bench.benchmark")  # fmt: skip
+           "prunelens.pruning.scorers", "prunelens.bench.run")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -124,17 +131,13 @@ def first_rounds(scorer, chain, objective, keep: float, approximation: Approxima
     return [RoundCost(i, r, t1 - t0, k1 - k0) for i, (r, (t0, k0), (t1, k1)) in enumerate(zip(wanted, marks, marks[1:]))]
 
 
-def long_chain(loaded, length: int, example: int = 0):
-    """The prompt and answer of GSM8K test example ``example`` around ``length`` reasoning tokens of real
-    GSM8K train reasoning joined end to end (``benchmark.synthetic_chain``)."""
-    from prunelens.datasets import get_benchmark, load_examples
-    from prunelens.bench.benchmark import synthetic_chain
-    from prunelens.datasets.tokenize import tokenize_chain
-
-    question = load_examples("gsm8k", "test")[example]
-    host = tokenize_chain(loaded.tokenizer, get_benchmark("gsm8k"), question, None)
+def long_chain(loaded, dataset: str, length: int, example: int = 0):
+    """The prompt and answer of ``dataset``'s test example ``example`` around ``length`` reasoning tokens of
+    its real train reasoning joined end to end (``prunelens.bench.run.synthetic_chain``)."""
+    question = load_examples(dataset, "test")[example]
+    host = tokenize_chain(loaded.tokenizer, get_benchmark(dataset), question, None)
     try:
-        reasoning = synthetic_chain(loaded, length)
+        reasoning = synthetic_chain(loaded, dataset, length)
     except ValueError as error:
         raise PrunelensError(f"a {length}-token chain: {error}") from None
     chain = replace(reasoning, id=f"long-{length}", prompt_ids=host.prompt_ids, answer_ids=host.answer_ids,
@@ -146,12 +149,14 @@ def long_chain(loaded, length: int, example: int = 0):
 
 
 @dataclass(frozen=True)
-class Job:
-    """One measurement at one chain length: an exact partial step of ``scorer`` (``approximation`` None;
-    ``candidates``, at least 8 × ``token_budget`` tokens), or round 0 and ``screened`` screened rounds of
-    greedy pruning under ``approximation`` (surrogate screening: with the trained ``surrogate`` file)."""
+class ScalingPoint:
+    """What to measure at one chain length (a ``long_chain`` of ``dataset``): an exact partial step of
+    ``scorer`` (``approximation`` None; ``candidates``, at least 8 × ``token_budget`` tokens), or round 0 and
+    ``screened`` screened rounds of greedy pruning under ``approximation`` (surrogate screening: with the
+    trained ``surrogate`` file)."""
 
     model: str
+    dataset: str
     scorer: str
     dtype: str | None
     length: int
@@ -166,9 +171,9 @@ class Job:
 
 @dataclass
 class Measurement:
-    """What a job measured, with this process's peak resident memory during it and just before it (MB)."""
+    """What was measured at a point, with this process's peak resident memory during it and just before it (MB)."""
 
-    job: Job
+    point: ScalingPoint
     step: StepCost | None = None
     rounds: list[RoundCost] = field(default_factory=list)
     peak_mb: float = 0.0
@@ -176,44 +181,38 @@ class Measurement:
     threads: int = 0
 
 
-def run_job(job: Job) -> Measurement:
-    """Load the model, build the chain and measure ``job`` (in the calling process)."""
+def measure_point(point: ScalingPoint) -> Measurement:
+    """Load the model, build the chain and measure at ``point`` (in the calling process)."""
     import psutil
     import torch
 
-    from prunelens.memory import PeakMemory
-    from prunelens.models import load_model
-    from prunelens.pruning.scorers import make_scorer
-
-    loaded = load_model(job.model, dtype=job.dtype or "float32")
-    chain = long_chain(loaded, job.length)
+    loaded = load_model(point.model, dtype=point.dtype or "float32")
+    chain = long_chain(loaded, point.dataset, point.length)
     predictor = None
-    if job.surrogate is not None:
-        from prunelens.pruning.surrogate_screen import load_predictor
-
-        predictor = load_predictor(job.surrogate, loaded, job.model)
-    scorer = make_scorer(job.scorer, loaded.model, job.token_budget)
+    if point.surrogate is not None:
+        predictor = load_predictor(point.surrogate, loaded, point.model)
+    scorer = make_scorer(point.scorer, loaded.model, point.token_budget)
     # a first forward brings the weights into memory (they may be mapped from the file), so the memory at the
     # start holds them
-    scorer.score(chain.prompt_ids, [chain.reasoning_ids], chain.answer_ids, job.objective)
-    result = Measurement(job, start_mb=psutil.Process().memory_info().rss / 2**20, threads=torch.get_num_threads())
+    scorer.score(chain.prompt_ids, [chain.reasoning_ids], chain.answer_ids, point.objective)
+    result = Measurement(point, start_mb=psutil.Process().memory_info().rss / 2**20, threads=torch.get_num_threads())
     with PeakMemory(interval=0.01) as memory:
-        if job.approximation is None:
-            result.step = partial_step(scorer, chain.prompt_ids, chain.reasoning_ids, chain.answer_ids,
-                                       job.objective, job.candidates, min_tokens=8 * job.token_budget)  # fmt: skip
+        if point.approximation is None:
+            result.step = partial_step(scorer, chain.prompt_ids, chain.reasoning_ids, chain.answer_ids, point.objective,
+                                       point.candidates, min_tokens=8 * point.token_budget)  # fmt: skip
         else:
-            result.rounds = first_rounds(scorer, chain, job.objective, job.keep, job.approximation, job.screened,
-                                         predictor)  # fmt: skip
+            result.rounds = first_rounds(scorer, chain, point.objective, point.keep, point.approximation,
+                                         point.screened, predictor)  # fmt: skip
     result.peak_mb = memory.peak_mb
     return result
 
 
-def run_jobs(jobs: list[Job], fresh: bool = True):
-    """Yield each job's Measurement in order; with ``fresh`` each runs in a new process forked from a
-    server that has imported torch and transformers (so one job's memory does not hide another's)."""
+def measure_points(points: list[ScalingPoint], fresh: bool = True):
+    """Yield the Measurement at each point in order; with ``fresh`` each is measured in a new process forked
+    from a server that has imported torch and transformers (so one measurement's memory does not hide another's)."""
     if not fresh:
-        for job in jobs:
-            yield run_job(job)
+        for point in points:
+            yield measure_point(point)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -221,7 +220,7 @@ def run_jobs(jobs: list[Job], fresh: bool = True):
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(list(PRELOAD))
     with ProcessPoolExecutor(1, mp_context=context, max_tasks_per_child=1) as pool:
-        yield from pool.map(run_job, jobs)
+        yield from pool.map(measure_point, points)
 
 
 class CostCurve:

@@ -1,10 +1,12 @@
-"""JSON Lines reading and crash-safe appending."""
+"""JSON Lines reading and crash-safe appending, and the atomic replacement every writer of whole files uses."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import shutil
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,17 +104,51 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
         os.fsync(handle.fileno())
 
 
+def replace_atomically(path: Path, write: Callable[[Path], None], *, keep_existing: bool = False) -> None:
+    """Make ``path`` what ``write(staging)`` writes (a file, or a folder) at a staging path beside it: its files
+    forced to disk, then moved into place, so a kill leaves the old content or the new one, never half.
+
+    A file replaces a file atomically; a folder replaces a folder after the old one is removed, or with
+    ``keep_existing`` a folder that is there and not empty (another process finished first) is kept and the
+    staged one discarded. The staging path is unique to this process and thread; no failure leaves it behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f"{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
+    try:
+        write(staging)
+        _force_to_disk(staging)
+        if staging.is_dir() and path.is_dir() and not path.is_symlink() and not keep_existing:
+            shutil.rmtree(path)
+        try:
+            os.replace(staging, path)  # onto a folder that is not empty it fails
+        except OSError:
+            if not (keep_existing and path.is_dir()):
+                raise
+    finally:
+        _remove(staging)  # nothing there after the move
+
+
+def _force_to_disk(path: Path) -> None:
+    """fsync a file, or every file below a folder."""
+    files = [path] if path.is_file() else [Path(root) / name for root, _, names in os.walk(path) for name in names]
+    for file in files:
+        with open(file, "rb") as handle:
+            os.fsync(handle.fileno())
+
+
+def _remove(path: Path) -> None:
+    """Remove a file or folder if it is there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def write_atomic(path: Path, content: str | bytes) -> None:
     """Replace a file's whole content (text is written as UTF-8) atomically and durably: a kill leaves the old
     file or the new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    with open(staging, "wb") as handle:
-        handle.write(content.encode("utf-8") if isinstance(content, str) else content)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(staging, path)
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    replace_atomically(path, lambda staging: staging.write_bytes(data))
 
 
 def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +35,11 @@ def record_digest(record: dict[str, Any]) -> str:
     return digest({k: v for k, v in record.items() if k not in VOLATILE})
 
 
-def input_fields(config) -> list[str]:
-    """The names of ``config``'s input settings that are set and apply (files or folders the run reads)."""
-    return [f.name for f in result_fields(config) if f.metadata.get("input") and getattr(config, f.name) is not None]
+def input_settings(config) -> list[tuple[str, Path, bool | str]]:
+    """(name, path, kind) of each input setting of ``config`` that is set, its variant's options included: the
+    files and folders the run reads (kind ``"examples"`` for a chains file)."""
+    return [(f.name, Path(getattr(holder, f.name)), f.metadata["input"]) for holder, f in result_fields(config)
+            if f.metadata.get("input") and getattr(holder, f.name) is not None]  # fmt: skip
 
 
 class InputDigests:
@@ -47,11 +48,9 @@ class InputDigests:
     def __init__(self, config):
         self.whole: dict[str, str] = {}
         self.by_id: dict[str, dict[str, str]] = {}
-        kinds = {f.name: f.metadata["input"] for f in fields(config) if f.metadata.get("input")}
-        for name in input_fields(config):
-            if kinds[name] == "examples":  # the examples themselves: each example's own digest covers it
+        for name, path, kind in input_settings(config):
+            if kind == "examples":  # the examples themselves: each example's own digest covers it
                 continue
-            path = Path(getattr(config, name))
             if path.is_dir():
                 self.by_id[name] = {r["id"]: record_digest(r) for r in read_finished(rankings_file(path)) if "id" in r}
             elif path.is_file():

@@ -22,11 +22,20 @@ class Entry:
     name: str
     target: str  # "package.module:attribute"
     help: str
+    options: str | None = None  # "package.module:Class": the dataclass of its own settings, if it has any
 
     def load(self) -> Any:
         """Import and return the registered object."""
-        module, _, attribute = self.target.partition(":")
-        return getattr(importlib.import_module(module), attribute)
+        return _resolve(self.target)
+
+    def options_type(self) -> type | None:
+        """The dataclass of the entry's own settings (None when it has none)."""
+        return None if self.options is None else _resolve(self.options)
+
+
+def _resolve(target: str) -> Any:
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 class Registry:
@@ -36,11 +45,12 @@ class Registry:
         self.kind = kind
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str, target: str, help: str) -> Entry:
-        """Add an entry; a name already taken raises ValueError (a programming error, not user input)."""
+    def register(self, name: str, target: str, help: str, options: str | None = None) -> Entry:
+        """Add an entry, with the dataclass of its own settings where it has some (``options``, as
+        "module:Class"); a name already taken raises ValueError (a programming error, not user input)."""
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is already registered (by {self._entries[name].target})")
-        entry = self._entries[name] = Entry(name, target, help)
+        entry = self._entries[name] = Entry(name, target, help, options)
         return entry
 
     def names(self) -> list[str]:
@@ -55,6 +65,10 @@ class Registry:
 
     def load(self, name: str) -> Any:
         return self.get(name).load()
+
+    def options_type(self, name: str) -> type | None:
+        """The settings dataclass registered with ``name`` (None if it has none); unknown names are one line."""
+        return self.get(name).options_type()
 
     def choices(self) -> str:
         """CLI help: every name with its line of help."""
@@ -75,17 +89,22 @@ BACKENDS.register("transformer_lens", "prunelens.probes.backends:TransformerLens
 BACKENDS.register("nnsight", "prunelens.probes.backends:NNsightBackend", "nnsight trace, self_attn.output[1]")
 
 RANKERS = Registry("ranker")
-RANKERS.register("greedy", "prunelens.rankers.greedy:GreedyRanker", "greedy pruning records of --pruning DIR")
+RANKERS.register("greedy", "prunelens.rankers.greedy:GreedyRanker", "greedy pruning records of --pruning DIR",
+                 options="prunelens.rankers.greedy:GreedyOptions")  # fmt: skip
 RANKERS.register("h2o", "prunelens.rankers.h2o:H2ORanker",
-                 "least received attention first (--features DIR, else computed with --backend)")  # fmt: skip
+                 "least received attention first (--features DIR, else computed with --backend)",
+                 options="prunelens.rankers.h2o:H2OOptions")  # fmt: skip
 RANKERS.register("surprisal", "prunelens.rankers.surprisal:SurprisalRanker",
                  "least surprising first: -log p(token | prompt, earlier reasoning) under --model")  # fmt: skip
-RANKERS.register("uniform", "prunelens.rankers.uniform:UniformRanker", "seeded random order (--seed)")
+RANKERS.register("uniform", "prunelens.rankers.uniform:UniformRanker", "seeded random order (--seed)",
+                 options="prunelens.rankers.uniform:UniformOptions")  # fmt: skip
 RANKERS.register("truncation", "prunelens.rankers.truncation:TruncationRanker", "from the end: keeps the first ρ")
 RANKERS.register("tokenskip", "prunelens.rankers.tokenskip:TokenSkipRanker",
-                 "LLMLingua-2 keep probability, least likely kept first (--classifier)")  # fmt: skip
+                 "LLMLingua-2 keep probability, least likely kept first (--classifier)",
+                 options="prunelens.rankers.tokenskip:TokenSkipOptions")  # fmt: skip
 RANKERS.register("surrogate", "prunelens.rankers.surrogate:SurrogateRanker",
-                 "a trained attention surrogate's predicted greedy order (--surrogate FILE, --features DIR)")  # fmt: skip
+                 "a trained attention surrogate's predicted greedy order (--surrogate FILE, --features DIR)",
+                 options="prunelens.rankers.surrogate:SurrogateOptions")  # fmt: skip
 
 BENCHMARKS = Registry("dataset")
 BENCHMARKS.register("gsm8k", "prunelens.datasets.gsm8k:GSM8K", "grade-school math word problems")

@@ -5,8 +5,10 @@ and the default output-folder name.
 resumed run must use the same value; ``identity`` collects them); ``name`` is how a non-default value
 appears in the default output-folder name (``"k"`` → ``k0.5``; ``""`` → the bare value), and ``always``
 shows it even at its default; ``prefix`` marks settings the folder name spells out already (model, data);
-``only_for`` limits a setting to some values of the config's ``method`` (elsewhere it is ignored, so it
-neither names folders nor blocks resumes). ``cli_type`` / ``parse`` convert a CLI string (e.g. ids);
+``variant_of=(selector, registry)`` marks the field that holds the options of the variant the ``selector``
+field picks (e.g. a ranker's own options, ``registry.options_type(method)``): their settings count as the
+config's own (folder names, resume checks, inputs) and appear as CLI options, refused for other variants.
+``cli_type`` / ``parse`` convert a CLI string (e.g. ids);
 ``argument`` makes the setting a positional CLI argument instead of an option. ``input`` marks a file or folder the
 run reads: its content, not its path, is part of what a result was computed from (``prunelens.core.provenance``;
 ``input="examples"`` for a chains file, whose records are the examples themselves).
@@ -21,7 +23,7 @@ import re
 from collections.abc import Callable
 from dataclasses import MISSING, Field, field, fields
 from pathlib import Path
-from typing import Annotated, Any, get_type_hints
+from typing import Annotated, Any, Optional, get_type_hints
 
 from prunelens.core.errors import PrunelensError
 
@@ -39,7 +41,7 @@ def setting(
     cli: bool = True,
     argument: bool = False,
     prefix: bool = False,
-    only_for: tuple[str, ...] | None = None,
+    variant_of: tuple[str, Any] | None = None,
     cli_type: type | None = None,
     parse: Callable[[Any], Any] | None = None,
     minimum: float | None = None,
@@ -49,7 +51,7 @@ def setting(
 ) -> Any:
     """A dataclass field carrying its help, whether it affects results, and how it shows in names."""
     metadata = {"help": help, "result": result, "name": name, "always": always, "flag": flag, "cli": cli,
-                "argument": argument, "prefix": prefix, "only_for": only_for, "cli_type": cli_type, "parse": parse,
+                "argument": argument, "prefix": prefix, "variant_of": variant_of, "cli_type": cli_type, "parse": parse,
                 "min": minimum, "max": maximum, "input": input}  # fmt: skip
     if default_factory is not None:
         return field(default_factory=default_factory, metadata=metadata)
@@ -60,11 +62,63 @@ def default_of(f: Field) -> Any:
     return f.default_factory() if f.default_factory is not MISSING else f.default
 
 
-def result_fields(config) -> list[Field]:
-    """The result-affecting settings that apply to ``config`` (``only_for`` checked against its method)."""
-    method = getattr(config, "method", None)
-    return [f for f in fields(config) if f.metadata.get("result")
-            and (f.metadata.get("only_for") is None or method in f.metadata["only_for"])]  # fmt: skip
+class Variants:
+    """The options dataclass of each value of a selector setting (None where a value has none): what
+    ``variant_of`` takes when the choices are not a registry (whose entries carry their options too)."""
+
+    def __init__(self, kind: str, types: dict[Any, type | None]):
+        self.kind, self.types = kind, types
+
+    def names(self) -> list[Any]:
+        return list(self.types)
+
+    def options_type(self, name: Any) -> type | None:
+        if name not in self.types:
+            raise PrunelensError(f"unknown {self.kind} {name!r} (known: {', '.join(map(str, self.types))})")
+        return self.types[name]
+
+
+def setting_pairs(config) -> list[tuple[Any, Field]]:
+    """Every setting of ``config`` with the object holding it: its own fields, and in place of a variant-options
+    field the fields of the options it holds (none where the chosen variant has no options)."""
+    pairs = []
+    for f in fields(config):
+        if f.metadata.get("variant_of") is None:
+            pairs.append((config, f))
+        elif getattr(config, f.name) is not None:
+            pairs.extend((getattr(config, f.name), g) for g in fields(getattr(config, f.name)))
+    return pairs
+
+
+def result_fields(config) -> list[tuple[Any, Field]]:
+    """The result-affecting settings of ``config`` (its variant's options included), each with its holder."""
+    return [(holder, f) for holder, f in setting_pairs(config) if f.metadata.get("result")]
+
+
+def variant_types(config_type) -> dict[str, dict[str, type | None]]:
+    """{variant-options field: {choice: its options class, or None}} for each such field of ``config_type``."""
+    found = {}
+    for f in fields(config_type):
+        if f.metadata.get("variant_of") is not None:
+            _selector, registry = f.metadata["variant_of"]
+            found[f.name] = {choice: registry.options_type(choice) for choice in registry.names()}
+    return found
+
+
+def settle_variant(config) -> None:
+    """Give each variant-options field of ``config`` the chosen variant's options (its defaults when unset); a
+    one-line PrunelensError for an unknown choice or options of another variant."""
+    for f in fields(config):
+        if f.metadata.get("variant_of") is None:
+            continue
+        selector, registry = f.metadata["variant_of"]
+        choice, given = getattr(config, selector), getattr(config, f.name)
+        expected = registry.options_type(choice)  # an unknown choice is one line here
+        if given is None and expected is not None:
+            setattr(config, f.name, expected())
+        elif given is not None and not isinstance(given, expected or ()):
+            wanted = expected.__name__ if expected else "no options"
+            raise PrunelensError(f"{selector} {choice!r} takes {wanted}, not {type(given).__name__}")
 
 
 def _text(value: Any) -> str | None:
@@ -84,14 +138,16 @@ def canonical(text: str | None) -> str | None:
 def identity(config) -> dict[str, str | None]:
     """The result-affecting settings of ``config`` as strings: what a resumed run must match. Input files and
     folders are left out: their content is checked per record (``prunelens.core.provenance``), not their path."""
-    return {f.name: _text(getattr(config, f.name)) for f in result_fields(config) if not f.metadata.get("input")}
+    return {f.name: _text(getattr(holder, f.name)) for holder, f in result_fields(config) if not f.metadata.get("input")}
 
 
 def identity_defaults(config_type) -> dict[str, str | None]:
-    """Each result setting's default, as ``identity`` writes it: a run.json written before a setting
-    existed is read as having used its default."""
-    return {f.name: _text(default_of(f)) for f in fields(config_type)
-            if f.metadata.get("result") and default_of(f) is not MISSING}  # fmt: skip
+    """Each result setting's default (those of every variant's options included), as ``identity`` writes it: a
+    run.json written before a setting existed is read as having used its default."""
+    declared = list(fields(config_type))
+    for choices in variant_types(config_type).values():
+        declared += [f for options in choices.values() if options is not None for f in fields(options)]
+    return {f.name: _text(default_of(f)) for f in declared if f.metadata.get("result") and default_of(f) is not MISSING}
 
 
 def differences(saved: dict, current: dict, config_type) -> list[tuple[str, str | None, str | None]]:
@@ -111,10 +167,10 @@ def name_parts(config) -> list[str]:
     """Output-name parts for the result settings that carry a ``name``: shown when ``always`` or when not
     at their default; other result settings away from their default add one short hash part."""
     parts, hidden = [], {}
-    for f in result_fields(config):
+    for holder, f in result_fields(config):
         if f.metadata["prefix"]:
             continue
-        value = getattr(config, f.name)
+        value = getattr(holder, f.name)
         if value == default_of(f) and not f.metadata["always"]:
             continue
         if f.metadata["name"] is None:
@@ -128,45 +184,113 @@ def name_parts(config) -> list[str]:
     return parts
 
 
+def flag_of(f: Field) -> str:
+    """The CLI flag of a setting: its ``flag``, else --name-with-dashes."""
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def _parameter(f: Field, kind, default, help: str | None = None) -> inspect.Parameter:
+    """One typer option (or argument) from a setting's metadata (``help`` in place of its own)."""
+    import typer
+
+    meta = f.metadata
+    if meta["argument"]:
+        option = typer.Argument(help=help or meta["help"], show_default=False)
+    else:
+        option = typer.Option(*([meta["flag"]] if meta["flag"] else []), help=help or meta["help"], min=meta["min"],
+                              max=meta["max"])  # fmt: skip
+    return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, option])
+
+
+def _variant_options(config_type) -> dict[str, tuple[str, str, list[str], Field, Any]]:
+    """{option name: (variant field, selector, the choices that have it, its field, its type)} over every variant's
+    options of ``config_type``: each becomes one CLI option, whatever the number of variants sharing it."""
+    found: dict[str, tuple[str, str, list[str], Field, Any]] = {}
+    for holder_field, choices in variant_types(config_type).items():
+        selector = next(f for f in fields(config_type) if f.name == holder_field).metadata["variant_of"][0]
+        for choice, options in choices.items():
+            if options is None:
+                continue
+            hints = get_type_hints(options)
+            for f in fields(options):
+                if f.metadata.get("cli", False):
+                    owners = found.setdefault(f.name, (holder_field, selector, [], f, hints[f.name]))[2]
+                    owners.append(choice)
+    return found
+
+
+def setting_names(config_type) -> set[str]:
+    """Every setting a flat table for ``config_type`` may hold: its own and those of each variant's options."""
+    return {f.name for f in fields(config_type)} | set(_variant_options(config_type))
+
+
+def _as_declared(hint, value):
+    """A table's string as a Path where the setting is declared a Path; anything else unchanged."""
+    return Path(value) if isinstance(value, str) and Path in getattr(hint, "__args__", (hint,)) else value
+
+
+def build_config(config_type, values: dict[str, Any]):
+    """A config from flat {setting: value} (CLI options, a TOML table, a preset): each variant setting goes into
+    the chosen variant's options (refused for another variant), strings become paths where a setting is declared
+    a Path, and an unknown setting is one line."""
+    hints, variant_options = get_type_hints(config_type), _variant_options(config_type)
+    unknown = sorted(set(values) - hints.keys() - variant_options.keys())
+    if unknown:
+        raise PrunelensError(f"unknown setting(s) for {config_type.__name__}: {', '.join(unknown)}")
+    own = {k: _as_declared(hints[k], v) for k, v in values.items() if k not in variant_options}
+    for holder, choices in variant_types(config_type).items():
+        selector = next(f for f in fields(config_type) if f.name == holder).metadata["variant_of"][0]
+        choice = own.get(selector, default_of(next(f for f in fields(config_type) if f.name == selector)))
+        mine = {k: v for k, v in values.items() if k in variant_options and variant_options[k][0] == holder}
+        for name in mine:
+            owners, f = variant_options[name][2], variant_options[name][3]
+            if choice in choices and choice not in owners:
+                needs = (f"needs --{selector.replace('_', '-')}" if isinstance(choice, bool)
+                         else f"is a setting of --{selector} {' | '.join(map(str, owners))}, not {choice}")  # fmt: skip
+                raise PrunelensError(f"{flag_of(f)} {needs}")
+        options = choices.get(choice) if choice in choices else None
+        if options is not None:
+            option_hints = get_type_hints(options)
+            own[holder] = options(**{k: _as_declared(option_hints[k], v) for k, v in mine.items()})
+    return config_type(**own)
+
+
 def cli_command(config_type, run: Callable[..., Any], extra: dict[str, tuple[Any, Any]] | None = None,
                 fail: Callable[[str], Any] | None = None) -> Callable:  # fmt: skip
     """A function whose keyword parameters are ``config_type``'s settings as typer options (help, bounds
-    and flags from the field metadata), plus ``extra`` CLI-only options {name: (annotation, default)}.
-    Calling it builds the config and calls ``run(config, **extra_values)``; a PrunelensError while
-    converting the options goes to ``fail`` (the CLI's one-line error)."""
-    import typer
-
+    and flags from the field metadata), the settings of each variant's options too (given only with their
+    variant), plus ``extra`` CLI-only options {name: (annotation, default)}. Calling it builds the config and
+    calls ``run(config, **extra_values)``; a PrunelensError while converting the options goes to ``fail`` (the
+    CLI's one-line error)."""
     hints = get_type_hints(config_type)
     params, converters = [], {}
     for f in fields(config_type):
         if not f.metadata.get("cli", False):
             continue
         meta = f.metadata
-        kind = meta["cli_type"] or hints[f.name]
         default = default_of(f)
         if default is MISSING:  # a required option
             default = inspect.Parameter.empty
         elif meta["cli_type"] is not None and default is not None:
             default = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
-        if meta["argument"]:
-            option = typer.Argument(help=meta["help"], show_default=False)
-        else:
-            option = typer.Option(*([meta["flag"]] if meta["flag"] else []), help=meta["help"], min=meta["min"],
-                                  max=meta["max"])  # fmt: skip
-        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                        annotation=Annotated[kind, option]))  # fmt: skip
+        params.append(_parameter(f, meta["cli_type"] or hints[f.name], default))
         if meta["parse"] is not None:
             converters[f.name] = meta["parse"]
+    variant_options = _variant_options(config_type)
+    for _holder, selector, owners, f, kind in variant_options.values():  # None: not given, the variant's default
+        owner = f"with --{selector.replace('_', '-')}" if owners == [True] else ", ".join(map(str, owners))
+        params.append(_parameter(f, Optional[kind], None, help=f"{owner}: {f.metadata['help']}"))
     for name, (annotation, default) in (extra or {}).items():
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation))
 
     def command(**values):
         extras = {name: values.pop(name) for name in (extra or {})}
+        values = {k: v for k, v in values.items() if not (k in variant_options and v is None)}
         try:
             for name, convert in converters.items():
                 if values[name] is not None:
                     values[name] = convert(values[name])
-            config = config_type(**values)
+            config = build_config(config_type, values)
         except PrunelensError as error:
             if fail is None:
                 raise

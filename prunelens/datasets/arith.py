@@ -450,6 +450,7 @@ class Arith(GSM8K):
     """Generated word problems with GSM8K's prompt, answer segment and grading."""
 
     name = "arith"
+    title = "Arith"
     raw_files = {}
     hub_repo = ""
     hub_config = None

@@ -43,6 +43,7 @@ class Benchmark:
     """A benchmark: where its rows live, how a row becomes an Example, prompts and grading."""
 
     name: str = ""
+    title: str = ""  # how reports name it (empty: by ``name``)
     raw_files: dict[str, str] = {}  # raw split -> path relative to the data dir
     hub_repo: str = ""
     hub_config: str | None = None

@@ -21,6 +21,7 @@ def parse_solution(solution: str, record_id: str) -> tuple[str, str]:
 
 class GSM8K(Benchmark):
     name = "gsm8k"
+    title = "GSM8K"
     answer_marker = "####"
     raw_files = {"train": "gsm8k/train.jsonl", "test": "gsm8k/test.jsonl"}
     hub_repo = "openai/gsm8k"

@@ -8,6 +8,7 @@ from prunelens.datasets.grading import math_equal
 
 class Math500(Benchmark):
     name = "math500"
+    title = "MATH-500"
     answer_marker = "The final answer is"
     raw_files = {"test": "math500/test.jsonl"}
     hub_repo = "HuggingFaceH4/MATH-500"

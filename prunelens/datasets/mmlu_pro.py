@@ -16,6 +16,7 @@ _COT_ANSWER = re.compile(r"\s*The answer is \(?[A-J]\)?\.?\s*$")
 
 class MMLUPro(Benchmark):
     name = "mmlu_pro"
+    title = "MMLU-Pro"
     answer_marker = "The answer is"
     multiple_choice = True
     raw_files = {"test": "mmlu_pro/test.jsonl", "validation": "mmlu_pro/validation.jsonl"}

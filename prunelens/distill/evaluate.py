@@ -12,9 +12,10 @@ questions.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from scipy.stats import binomtest
 
 from prunelens.datasets import get_benchmark
 from prunelens.datasets.base import Benchmark, Example
@@ -26,16 +27,6 @@ from prunelens.selection import Selection
 from prunelens.core.settings import THREADS_HELP, setting
 
 PREDICTIONS_NAME = "predictions.jsonl"
-
-
-def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval of a proportion (95% at z = 1.96); (0, 1) when total is 0."""
-    if total == 0:
-        return 0.0, 1.0
-    p = correct / total
-    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)
@@ -58,7 +49,10 @@ class Evaluation:
     def from_rows(cls, rows: list[dict]) -> Evaluation:
         n = len(rows)
         correct = sum(bool(r["correct"]) for r in rows)
-        low, high = wilson_interval(correct, n)
+        low, high = 0.0, 1.0  # the Wilson 95% interval of the accuracy; no questions say nothing
+        if n:
+            interval = binomtest(correct, n).proportion_ci(confidence_level=0.95, method="wilson")
+            low, high = float(interval.low), float(interval.high)
         mean = lambda key: sum(r[key] for r in rows) / n if n else float("nan")  # noqa: E731
         return cls(n, correct, correct / n if n else float("nan"), low, high, mean("reasoning_tokens"),
                    mean("answer_logprob"), mean("finished"))  # fmt: skip

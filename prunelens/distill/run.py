@@ -31,7 +31,7 @@ from typing import Any
 from prunelens.core.errors import PrunelensError
 from prunelens.core.jsonl import append_jsonl, read_finished, write_jsonl
 from prunelens.core.progress import log_line
-from prunelens.core.settings import THREADS_HELP, setting
+from prunelens.core.settings import THREADS_HELP, build_config, setting, setting_names
 
 GREEDY_METHODS = {"greedy-joint": "joint", "greedy-answer": "answer"}
 STAGE_TABLES = ("teach", "prune", "rank", "train", "eval")
@@ -176,7 +176,7 @@ def stage_types() -> dict[str, type]:
 
 
 def _check_table(name: str, table: dict, path: Path | None) -> None:
-    known = {f.name for f in fields(stage_types()[name])}
+    known = setting_names(stage_types()[name])
     keys = set(table)
     if name == "prune":  # [prune.answer]: greedy-answer's overrides of [prune]
         keys = (keys - {"answer"}) | set(table.get("answer", {}))
@@ -236,8 +236,7 @@ class Pipeline:
             table["threads"] = self.config.threads
         if "dataset" in names:
             table.setdefault("dataset", self.config.dataset)
-        return config_type(**{k: Path(v) if k in ("chains", "out", "pruning", "features", "rankings") and v else v
-                              for k, v in table.items()})  # fmt: skip
+        return build_config(config_type, table)
 
     # stages -----------------------------------------------------------------------------------------------------
 

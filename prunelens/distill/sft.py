@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,15 +30,26 @@ from prunelens.datasets.base import Benchmark, Example
 from prunelens.datasets.chains import load_chains
 from prunelens.distill.evaluate import evaluate
 from prunelens.core.errors import BadRecordError, PrunelensError
-from prunelens.core.jsonl import write_atomic
+from prunelens.core.jsonl import replace_atomically, write_atomic
 from prunelens.core.progress import log_line
-from prunelens.core.settings import THREADS_HELP, folder_name, name_parts, setting
+from prunelens.core.settings import THREADS_HELP, Variants, folder_name, name_parts, setting, settle_variant
 
 JOB = "train"
 SUMMARY_NAME = "train.json"
 MODEL_DIR = "model"
 DEV_DIR = "dev"
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class LoraOptions:
+    """LoRA adapters' settings (full fine-tuning has none)."""
+
+    lora_r: int = setting(16, "adapter rank", result=True, minimum=1)
+    lora_alpha: float = setting(32.0, "adapter scaling alpha", result=True)
+
+
+FINETUNING = Variants("--lora", {False: None, True: LoraOptions})
 
 
 @dataclass
@@ -60,8 +70,8 @@ class TrainConfig:
                               minimum=2)  # fmt: skip
     lora: bool = setting(False, "train LoRA adapters (peft) instead of all weights; saves the merged model",
                          result=True, name="lora", flag="--lora")  # fmt: skip
-    lora_r: int = setting(16, "with --lora: adapter rank", result=True, only_for=("lora",), minimum=1)
-    lora_alpha: float = setting(32.0, "with --lora: adapter scaling alpha", result=True, only_for=("lora",))
+    adapters: LoraOptions | None = setting(None, "the LoRA adapters' settings (with --lora)", cli=False,
+                                           variant_of=("lora", FINETUNING))  # fmt: skip
     warmup_ratio: float = setting(0.05, "share of steps with linear warm-up", result=True, minimum=0.0, maximum=1.0)
     seed: int = setting(0, "seed of initialisation (LoRA), shuffling and dropout", result=True)
     eval_every: int = setting(0, "evaluate on dev every N steps (0: only after the last step)", result=True,
@@ -77,10 +87,8 @@ class TrainConfig:
     data_dir: Path | None = setting(None, "folder with the benchmark JSONL files (for the dev split)")
     out: Path | None = setting(None, "output folder (default: runs/train-<chains dir>-<chains>-<student>-<settings>)")
 
-    @property
-    def method(self) -> str:
-        """'lora' or 'full': LoRA settings only count (resume checks, folder names) for LoRA runs."""
-        return "lora" if self.lora else "full"
+    def __post_init__(self):
+        settle_variant(self)
 
     def output_dir(self) -> Path:
         if self.out is not None:
@@ -173,7 +181,7 @@ def build_trainer(config: TrainConfig, loaded, rows: list[dict], callbacks=()):
     if config.lora:
         from peft import LoraConfig
 
-        peft_config = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=0.0,
+        peft_config = LoraConfig(r=config.adapters.lora_r, lora_alpha=config.adapters.lora_alpha, lora_dropout=0.0,
                                  target_modules=list(LORA_TARGETS), task_type="CAUSAL_LM")  # fmt: skip
     trainer = SFTTrainer(model=loaded.model, args=args, train_dataset=datasets.Dataset.from_list(rows),
                          processing_class=loaded.tokenizer, peft_config=peft_config, callbacks=list(callbacks))  # fmt: skip
@@ -232,16 +240,17 @@ def _dev_callback(config: TrainConfig, loaded, bench: Benchmark, dev: list[Examp
 
 
 def save_model(model, tokenizer, target: Path, *, merge: bool) -> None:
-    """Save ``model`` (a LoRA model merged into a copy of its base) with its tokenizer to ``target``, replacing it."""
-    staging = target.with_name(target.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
+    """Save ``model`` (a LoRA model merged into a copy of its base) with its tokenizer to ``target``, replacing it
+    (``replace_atomically``)."""
     plain = copy.deepcopy(model).merge_and_unload() if merge else model
-    training_cache, plain.config.use_cache = plain.config.use_cache, True  # off while training (checkpointing)
-    plain.save_pretrained(staging)
-    plain.config.use_cache = training_cache
-    tokenizer.save_pretrained(staging)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(staging, target)
+
+    def write(staging: Path) -> None:
+        training_cache, plain.config.use_cache = plain.config.use_cache, True  # off while training (checkpointing)
+        plain.save_pretrained(staging)
+        plain.config.use_cache = training_cache
+        tokenizer.save_pretrained(staging)
+
+    replace_atomically(target, write)
 
 
 def file_sha256(path: Path) -> str:
@@ -294,8 +303,9 @@ def train_student(config: TrainConfig, log=log_line) -> TrainSummary:
     loaded = load_model(config.student, device=config.device, dtype="float32")
     rows, left_out = training_rows(loaded.tokenizer, bench, examples, config.max_length, log)
     record_settings(out_dir, JOB, config)
-    for stale in (DEV_DIR, MODEL_DIR):  # from an interrupted run: training restarts from step 0
-        shutil.rmtree(out_dir / stale, ignore_errors=True)
+    # from an interrupted run (with the staging folder of a model save it was killed in): training restarts
+    for stale in (out_dir / DEV_DIR, out_dir / MODEL_DIR, *out_dir.glob(f"{MODEL_DIR}.tmp*")):
+        shutil.rmtree(stale, ignore_errors=True)
     callback = _dev_callback(config, loaded, bench, dev, out_dir, log)
     trainer = build_trainer(config, loaded, rows, [callback])
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)

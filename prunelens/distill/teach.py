@@ -39,40 +39,48 @@ from prunelens.core.progress import log_line
 from prunelens.core.provenance import refuse_changed_examples
 from prunelens.core.registry import GENERATORS
 from prunelens.selection import Selection, select_examples, skip_recorder
-from prunelens.core.settings import THREADS_HELP, setting
+from prunelens.core.settings import THREADS_HELP, Variants, setting, settle_variant
 
 JOB = "teach"
 CHAINS_NAME = "chains.jsonl"
 REJECTED_NAME = "rejected.jsonl"
-TEACHERS = ("model", "gold")
-SAMPLED = ("model",)  # the teachers the sampling settings apply to
+
+
+@dataclass
+class SamplingOptions:
+    """How a model teacher's chains are drawn (the gold teacher has no such settings)."""
+
+    samples: int = setting(10, "chains sampled per question", result=True, name="n", minimum=1)
+    temperature: float = setting(0.7, "sampling temperature (0: greedy)", result=True, name="t", minimum=0.0)
+    top_p: float = setting(1.0, "nucleus sampling mass in (0, 1]", result=True, name="p", minimum=0.0, maximum=1.0)
+    seed: int = setting(0, "sampling seed and seed of the choice among correct chains", result=True, name="seed")
+    max_new_tokens: int = setting(256, "token cap per sampled chain", result=True, name="len", minimum=1)
+
+    def __post_init__(self):
+        if not 0 < self.top_p <= 1:
+            raise PrunelensError(f"--top-p must lie in (0, 1], got {self.top_p}")
+
+
+TEACHERS = Variants("--teacher", {"model": SamplingOptions, "gold": None})
 
 
 @dataclass
 class TeachConfig(Selection):
-    """The selection (``model`` is the teacher), the teacher kind and how its chains are sampled."""
+    """The selection (``model`` is the teacher), the teacher kind and, for a model teacher, how its chains are
+    sampled (``sampling``)."""
 
     teacher: str = setting("model", "model: sample chains from --model, keep a correct one | gold: the dataset's "
                            "gold chains", result=True, prefix=True)  # fmt: skip
-    samples: int = setting(10, "chains sampled per question", result=True, name="n", minimum=1, only_for=SAMPLED)
-    temperature: float = setting(0.7, "sampling temperature (0: greedy)", result=True, name="t", minimum=0.0,
-                                 only_for=SAMPLED)  # fmt: skip
-    top_p: float = setting(1.0, "nucleus sampling mass in (0, 1]", result=True, name="p", minimum=0.0, maximum=1.0,
-                           only_for=SAMPLED)  # fmt: skip
-    seed: int = setting(0, "sampling seed and seed of the choice among correct chains", result=True, name="seed",
-                        only_for=SAMPLED)  # fmt: skip
-    max_new_tokens: int = setting(256, "token cap per sampled chain", result=True, name="len", minimum=1,
-                                  only_for=SAMPLED)  # fmt: skip
+    sampling: SamplingOptions | None = setting(None, "a model teacher's sampling settings", cli=False,
+                                               variant_of=("teacher", TEACHERS))  # fmt: skip
     batch_size: int = setting(8, "sequences (questions x samples) per generate call; a question's samples share one",
                               minimum=1)  # fmt: skip
     generator: str = setting("hf", GENERATORS.choices())
     threads: int | None = setting(None, THREADS_HELP, minimum=1)
     out: Path | None = setting(None, "output folder (default: runs/teach-<data>-<teacher model | gold>-<settings>)")
 
-    @property
-    def method(self) -> str:
-        """The teacher kind: what ``only_for`` settings are checked against (sampling applies to ``model``)."""
-        return self.teacher
+    def __post_init__(self):
+        settle_variant(self)
 
     def output_dir(self) -> Path:
         """``out``, else a folder under runs/ named by the data, the teacher and the result settings."""
@@ -82,11 +90,7 @@ class TeachConfig(Selection):
 
     def validate(self) -> None:
         """Check the settings the CLI bounds cannot; a one-line PrunelensError."""
-        if self.teacher not in TEACHERS:
-            raise PrunelensError(f"--teacher {self.teacher!r}: choose one of {', '.join(TEACHERS)}")
         GENERATORS.get(self.generator)
-        if not 0 < self.top_p <= 1:
-            raise PrunelensError(f"--top-p must lie in (0, 1], got {self.top_p}")
 
 
 @dataclass
@@ -137,13 +141,14 @@ def _sample(config: TeachConfig, bench: Benchmark, todo: list[Example], out_dir:
     generator = GENERATORS.load(config.generator).load(config.model, device=config.device, dtype=config.dtype,
                                                        batch_size=config.batch_size)  # fmt: skip
     record_settings(out_dir, JOB, config)
-    sampling = Sampling(config.samples, config.temperature, config.top_p, config.max_new_tokens, config.seed)
-    per_call, kept = prompts_per_call(config.batch_size, config.samples), 0
+    options = config.sampling
+    sampling = Sampling(options.samples, options.temperature, options.top_p, options.max_new_tokens, options.seed)
+    per_call, kept = prompts_per_call(config.batch_size, options.samples), 0
     for start in range(0, len(todo), per_call):
         batch = todo[start : start + per_call]
         generations = generator.generate(bench, prompt_texts(generator.tokenizer, bench, batch), sampling)
         for example, samples in zip(batch, generations):
-            row, rejected = sampled_outcome(bench, example, samples, config.seed, config.model)
+            row, rejected = sampled_outcome(bench, example, samples, options.seed, config.model)
             write_outcome(out_dir, example, row, rejected)
             kept += not rejected
         log(f"teach [{start + len(batch)}/{len(todo)}] {kept} kept")

@@ -62,12 +62,6 @@ def blockwise_attention_pass(query, key, value, scaling, attention_mask=None, bl
     return (None if output is None else output.transpose(0, 1).unsqueeze(0).contiguous()), received
 
 
-def received_from_queries_keys(query, key, scaling, attention_mask=None, block=None, softcap=None, sliding_window=None):
-    """(1, Hq, T, d) queries and (1, Hkv, T, d) keys → (Hq, T): Σ_{i>j} softmax(q_i·k / √d)[j] (see
-    ``blockwise_attention_pass``)."""
-    return blockwise_attention_pass(query, key, None, scaling, attention_mask, block, softcap, sliding_window)[1]
-
-
 def blockwise_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
     """While recording (a list on ``module``): the layer's attention computed blockwise, its received sums
     appended to the list. Otherwise SDPA, or for a soft-capped model its own eager function (SDPA has no

@@ -13,7 +13,7 @@ import numpy as np
 
 from prunelens import stores
 from prunelens.probes.features import FEATURE_DEFINITION, H2O_DEFINITION, ChainFeatures
-from prunelens.stores import ENGINE, write_atomic
+from prunelens.stores import ENGINE, write_netcdf
 
 PARTS_DIR = "features"
 STORE_NAME = "features.nc"
@@ -61,7 +61,7 @@ def part_path(out_dir: Path, example_id: str) -> Path:
 
 
 def write_part(out_dir: Path, features: ChainFeatures, attrs: dict, float16: bool = False) -> None:
-    write_atomic(to_dataset(features, attrs, float16), part_path(out_dir, features.example_id))
+    write_netcdf(part_path(out_dir, features.example_id), to_dataset(features, attrs, float16))
 
 
 def consolidate(out_dir: Path, example_ids: list[str]) -> Path:
@@ -79,7 +79,7 @@ def consolidate(out_dir: Path, example_ids: list[str]) -> Path:
     # ids from later parts would be cut to that width on write
     combined = combined.drop_encoding()
     target = Path(out_dir) / STORE_NAME
-    write_atomic(combined, target)
+    write_netcdf(target, combined)
     return target
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prunelens.core.bootstrap import bootstrap_interval
 from prunelens.core.errors import PrunelensError
 
 KINDS = ("mlp", "ridge")
@@ -116,6 +117,23 @@ class Surrogate:
         return cls(SurrogateConfig(**saved["config"]), saved["mean"], saved["std"], saved["state"], saved["meta"])
 
 
+def surrogate_refusal(surrogate: Surrogate, model: str, definition: str | None, width: int,
+                      source: str) -> str | None:  # fmt: skip
+    """Why ``surrogate`` cannot predict from features of ``model`` defined as ``definition`` with ``width`` values
+    per token, or None: it must have been trained on features of that definition (``source`` says who defines
+    them, for the message), of the same model (a surrogate that records none passes) and of that width."""
+    defined = surrogate.meta.get("feature_definition")
+    if defined != definition:
+        return (f"trained on features defined as {defined!r}, not as {source} ({definition!r}); "
+                "retrain it on a current `prunelens features` store")  # fmt: skip
+    trained_on = surrogate.meta.get("model")
+    if trained_on not in (None, model):
+        return f"trained on features of {trained_on!r}, not {model!r}"
+    if surrogate.mean.shape[0] != width:
+        return f"expects {surrogate.mean.shape[0]} features per token, not {width}"
+    return None
+
+
 def train_surrogate(train: list[ExampleData], config: SurrogateConfig, meta: dict | None = None) -> Surrogate:
     """Fit a surrogate on training examples (each needs ≥ 2 tokens); its meta records their ids (``train_ids``), so
     an evaluation can tell held-out examples from in-sample ones."""
@@ -169,9 +187,9 @@ class Correlations:
         out = {"n_examples": len(self.ids)}
         for name, values in (("pearson", self.pearson), ("spearman", self.spearman)):
             values = values[np.isfinite(values)]
-            means = [rng.choice(values, len(values)).mean() for _ in range(resamples)] if len(values) else [np.nan]
+            low, high = bootstrap_interval((values,), np.mean, resamples=resamples, rng=rng)
             out[name] = float(np.mean(values)) if len(values) else float("nan")
-            out[f"{name}_ci"] = [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+            out[f"{name}_ci"] = [float(low), float(high)]
         return out
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from prunelens import stores
-from prunelens.stores import ENGINE, write_atomic
+from prunelens.stores import ENGINE, write_netcdf
 
 PARTS_DIR = "scores"
 STORE_NAME = "scores.nc"
@@ -24,7 +24,7 @@ def part_path(out_dir: Path, example_id: str) -> Path:
 
 
 def write_part(out_dir: Path, example_id: str, candidate_scores: np.ndarray, tokens: Sequence[str], attrs: dict):
-    """Write one example's (step, position) score table atomically (temp file, then rename)."""
+    """Write one example's (step, position) score table atomically (``write_netcdf``)."""
     import xarray as xr
 
     data = xr.Dataset(
@@ -32,7 +32,7 @@ def write_part(out_dir: Path, example_id: str, candidate_scores: np.ndarray, tok
         coords={"position": np.arange(candidate_scores.shape[1]), "token": ("position", list(tokens))},
         attrs={"example_id": example_id, **attrs},
     )
-    write_atomic(data, part_path(out_dir, example_id))
+    write_netcdf(part_path(out_dir, example_id), data)
 
 
 def consolidate(out_dir: Path, example_ids: Sequence[str], attrs: dict) -> Path:
@@ -61,7 +61,7 @@ def consolidate(out_dir: Path, example_ids: Sequence[str], attrs: dict) -> Path:
         attrs=attrs,
     )
     target = Path(out_dir) / STORE_NAME
-    write_atomic(data, target)
+    write_netcdf(target, data)
     return target
 
 

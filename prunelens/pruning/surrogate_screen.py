@@ -29,30 +29,16 @@ class SurrogatePredictor:
         return self.sign * self.surrogate.predict((sums / later[:, None, None]).reshape(len(reasoning_ids), -1))
 
 
-def surrogate_refusal(surrogate, model_name: str, model_config) -> str | None:
-    """Why ``surrogate`` cannot screen candidates of this model, or None: its features must be defined as
-    the blockwise pass computes them, come from the same model and have one value per (layer, head)."""
-    defined = surrogate.meta.get("feature_definition")
-    if defined != FEATURE_DEFINITION:
-        return (f"trained on features defined as {defined!r}, not as screening computes them ({FEATURE_DEFINITION!r}); "
-                "retrain it on a current `prunelens features` store")  # fmt: skip
-    trained_on = surrogate.meta.get("model")
-    if trained_on not in (None, model_name):
-        return f"trained on features of {trained_on!r}, not {model_name!r}"
-    expected = model_config.num_hidden_layers * model_config.num_attention_heads
-    if surrogate.mean.shape[0] != expected:
-        return f"expects {surrogate.mean.shape[0]} features per token; {model_name} has {expected} (layers × heads)"
-    return None
-
-
 def load_predictor(path: Path, loaded, model_name: str) -> SurrogatePredictor:
     """The saved surrogate at ``path`` over ``loaded``'s model, or a one-line PrunelensError naming the mismatch.
     Switches the model to the blockwise attention implementation (prunelens.probes.blockwise)."""
     from prunelens.probes.backends import make_backend
-    from prunelens.probes.surrogate import Surrogate
+    from prunelens.probes.surrogate import Surrogate, surrogate_refusal
 
     surrogate = Surrogate.load(path)
-    refusal = surrogate_refusal(surrogate, model_name, loaded.model.config)
+    config = loaded.model.config
+    refusal = surrogate_refusal(surrogate, model_name, FEATURE_DEFINITION,
+                                config.num_hidden_layers * config.num_attention_heads, "screening computes them")
     if refusal:
         raise PrunelensError(f"--surrogate {path}: {refusal}")
     return SurrogatePredictor(surrogate, make_backend("hf_blockwise", loaded))

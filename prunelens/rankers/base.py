@@ -24,7 +24,8 @@ class Ranker:
     score_meaning: ClassVar[str | None] = None
 
     def __init__(self, config):
-        self.config = config
+        self.config = config  # the rank job's settings (model, device, …)
+        self.options = config.options  # the ranker's own settings: its registered options dataclass, or None
 
     def validate(self) -> None:
         pass

@@ -6,12 +6,24 @@ importance_j = Σ over layers, heads and later positions i > j of A[layer, head,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from prunelens.core.errors import PrunelensError
+from prunelens.core.registry import BACKENDS
+from prunelens.core.settings import setting
 from prunelens.probes.features import H2O_DEFINITION
 from prunelens.core.ranked import ranked_by
 from prunelens.rankers.base import Ranker
+
+
+@dataclass
+class H2OOptions:
+    """H2O's own settings: a feature store to read, else the hook backend that computes attention."""
+
+    features: Path | None = setting(None, "a `prunelens features` output folder", result=True, input=True)
+    backend: str = setting("hf", f"without --features: the hook backend ({' | '.join(BACKENDS.names())})",
+                           result=True)  # fmt: skip
 
 
 class H2ORanker(Ranker):
@@ -21,32 +33,30 @@ class H2ORanker(Ranker):
 
     def __init__(self, config):
         super().__init__(config)
-        self.needs_weights = config.features is None
+        self.needs_weights = self.options.features is None
 
     def validate(self):
-        if self.config.features is not None and not Path(self.config.features).exists():
-            raise PrunelensError(f"--features {self.config.features}: no such folder")
-        if self.config.features is None:
-            from prunelens.core.registry import BACKENDS
-
-            BACKENDS.get(self.config.backend)
+        if self.options.features is not None and not Path(self.options.features).exists():
+            raise PrunelensError(f"--features {self.options.features}: no such folder")
+        if self.options.features is None:
+            BACKENDS.get(self.options.backend)
 
     def start(self, loaded):
-        if self.config.features is not None:
+        if self.options.features is not None:
             from prunelens.probes.store import FeatureIndex
 
-            self.store = FeatureIndex(self.config.features)
+            self.store = FeatureIndex(self.options.features)
             self.store.check_model(self.config.model)
         else:
             from prunelens.probes.backends import make_backend
 
-            self.backend = make_backend(self.config.backend, loaded)
+            self.backend = make_backend(self.options.backend, loaded)
 
     def settings(self):
-        return {"features": str(self.config.features)} if self.config.features else {"backend": self.config.backend}
+        return {"features": str(self.options.features)} if self.options.features else {"backend": self.options.backend}
 
     def rank(self, example, chain):
-        if self.config.features is not None:
+        if self.options.features is not None:
             importance = self.store.h2o[self.store.rows_for(example.id, chain.reasoning_ids)]
         else:
             from prunelens.probes.features import chain_features

@@ -3,36 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from prunelens.jobs.loop import Job, JobConfig, Processed, RunSummary, run_job
 from prunelens.core.progress import log_line
 from prunelens.core.ranked import make_ranking
-from prunelens.rankers.tokenskip import DEFAULT_CLASSIFIER
 from prunelens.core.ranking import Ranking
-from prunelens.core.registry import BACKENDS, RANKERS
-from prunelens.core.settings import setting
+from prunelens.core.registry import RANKERS
+from prunelens.core.settings import setting, settle_variant
 
 
 @dataclass
 class RankConfig(JobConfig):
-    """The selection, the method, and each method's own settings (unused ones are ignored)."""
+    """The selection, the method, and the method's own settings (``options``: the dataclass registered with the
+    ranker, e.g. ``UniformOptions(seed=1)``)."""
 
     job: ClassVar[str] = "rank"
 
     method: str = setting("uniform", RANKERS.choices(), result=True, name="", always=True)
-    seed: int = setting(0, "uniform: the random seed", result=True, name="seed", only_for=("uniform",))
-    pruning: Path | None = setting(None, "greedy: the `prunelens prune` output folder to read", result=True,
-                                   only_for=("greedy",), input=True)  # fmt: skip
-    features: Path | None = setting(None, "h2o, surrogate: a `prunelens features` output folder", result=True,
-                                    only_for=("h2o", "surrogate"), input=True)  # fmt: skip
-    surrogate: Path | None = setting(None, "surrogate: a file saved by `prunelens surrogate train`", result=True,
-                                     only_for=("surrogate",), input=True)  # fmt: skip
-    backend: str = setting("hf", f"h2o without --features: the hook backend ({' | '.join(BACKENDS.names())})",
-                           result=True, only_for=("h2o",))  # fmt: skip
-    classifier: str = setting(DEFAULT_CLASSIFIER, "tokenskip: the LLMLingua-2 token classifier (HF id or local dir)",
-                              result=True, only_for=("tokenskip",))  # fmt: skip
+    options: Any = setting(None, "the method's own settings (its registered options dataclass; default: its defaults)",
+                           cli=False, variant_of=("method", RANKERS))  # fmt: skip
+
+    def __post_init__(self):
+        settle_variant(self)
 
 
 class RankJob(Job):

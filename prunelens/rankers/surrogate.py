@@ -7,18 +7,28 @@ per-head attention features.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from prunelens.core.errors import PrunelensError
 from prunelens.core.ranked import ranked_by
+from prunelens.core.settings import setting
 from prunelens.rankers.base import Ranker
+
+
+@dataclass
+class SurrogateOptions:
+    """The surrogate ranker's own settings: the trained surrogate and the features it predicts from."""
+
+    surrogate: Path | None = setting(None, "a file saved by `prunelens surrogate train`", result=True, input=True)
+    features: Path | None = setting(None, "a `prunelens features` output folder", result=True, input=True)
 
 
 class SurrogateRanker(Ranker):
     """Needs ``--surrogate FILE`` and ``--features DIR`` made with the same model as ``--model``."""
 
     def validate(self):
-        for option, path in (("--surrogate", self.config.surrogate), ("--features", self.config.features)):
+        for option, path in (("--surrogate", self.options.surrogate), ("--features", self.options.features)):
             if path is None:
                 raise PrunelensError(f"--method surrogate needs {option}")
             if not Path(path).exists():
@@ -26,18 +36,16 @@ class SurrogateRanker(Ranker):
 
     def start(self, loaded):
         from prunelens.probes.store import FeatureIndex
-        from prunelens.probes.surrogate import Surrogate
+        from prunelens.probes.surrogate import Surrogate, surrogate_refusal
 
-        self.surrogate = Surrogate.load(self.config.surrogate)
-        self.store = FeatureIndex(self.config.features)
+        self.surrogate = Surrogate.load(self.options.surrogate)
+        self.store = FeatureIndex(self.options.features)
         self.store.check_model(self.config.model)
-        trained_on = self.surrogate.meta.get("model")
-        if trained_on not in (None, self.config.model):
-            raise PrunelensError(f"--surrogate {self.config.surrogate} was trained on features of {trained_on!r}, "
-                                 f"not {self.config.model!r}")  # fmt: skip
-        if self.surrogate.mean.shape[0] != self.store.attention[0].size:
-            raise PrunelensError(f"--surrogate expects {self.surrogate.mean.shape[0]} features per token; "
-                                 f"the store has {self.store.attention[0].size}")  # fmt: skip
+        store_definition, width = self.store.attrs.get("feature_definition"), self.store.attention[0].size
+        refusal = surrogate_refusal(self.surrogate, self.config.model, store_definition, width,
+                                    f"the store {self.store.path} holds them")  # fmt: skip
+        if refusal:
+            raise PrunelensError(f"--surrogate {self.options.surrogate}: {refusal}")
 
     @property
     def score_meaning(self):
@@ -46,7 +54,7 @@ class SurrogateRanker(Ranker):
         return "predicted post-deletion log-likelihood (greedy step 0); highest removed first"
 
     def settings(self):
-        return {"surrogate": str(self.config.surrogate), "features": str(self.config.features)}
+        return {"surrogate": str(self.options.surrogate), "features": str(self.options.features)}
 
     def rank(self, example, chain):
         rows = self.store.rows_for(example.id, chain.reasoning_ids)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from prunelens.core.errors import PrunelensError, reason
 from prunelens.core.ranked import ranked_by
+from prunelens.core.settings import setting
 from prunelens.rankers.base import Ranker
 
 DEFAULT_CLASSIFIER = "microsoft/llmlingua-2-xlm-roberta-large-meetingbank"
@@ -24,8 +26,9 @@ KEEP_LABEL = 1
 _WORD = re.compile(r"\S+")
 
 
-def split_words(text: str) -> list[tuple[str, int, int]]:
-    """The maximal runs of non-whitespace characters of ``text``, each with its (start, end) span."""
+def split_on_whitespace(text: str) -> list[tuple[str, int, int]]:
+    """The maximal runs of non-whitespace characters of ``text``, each with its (start, end) span: the words
+    LLMLingua-2 judges (punctuation stays attached, unlike annotation's ``split_words_and_symbols``)."""
     return [(m.group(), m.start(), m.end()) for m in _WORD.finditer(text)]
 
 
@@ -120,7 +123,7 @@ def token_keep_probabilities(
       sits inside), or of the last word when no word follows.
     - With no words at all, every token gets 1.0.
 
-    ``words`` must be in text order, as ``split_words`` returns them. Returns float64 of ``len(offsets)``.
+    ``words`` must be in text order, as ``split_on_whitespace`` returns them. Returns float64 of ``len(offsets)``.
     """
     if len(word_probs) != len(words):
         raise ValueError(f"{len(word_probs)} word probabilities for {len(words)} words")
@@ -148,13 +151,20 @@ def token_keep_probabilities(
 def tokenskip_keep_probabilities(
     model, tokenizer, text: str, offsets: Sequence[tuple[int, int]], max_tokens: int = 512
 ) -> np.ndarray:
-    """P(keep) per pruner token of ``text`` (spans ``offsets``): split_words → word → token probabilities.
+    """P(keep) per pruner token of ``text`` (spans ``offsets``): split_on_whitespace → word → token probabilities.
 
     A text without any word (empty or all whitespace) gives every token 1.0: nothing to rank.
     """
-    words = split_words(text)
+    words = split_on_whitespace(text)
     word_probs = word_keep_probabilities(model, tokenizer, [w for w, _, _ in words], max_tokens)
     return token_keep_probabilities(text, offsets, words, word_probs)
+
+
+@dataclass
+class TokenSkipOptions:
+    """TokenSkip's own setting: which LLMLingua-2 classifier scores the words."""
+
+    classifier: str = setting(DEFAULT_CLASSIFIER, "the LLMLingua-2 token classifier (HF id or local dir)", result=True)
 
 
 class TokenSkipRanker(Ranker):
@@ -163,45 +173,12 @@ class TokenSkipRanker(Ranker):
     score_meaning = "LLMLingua-2 keep probability (word mean, mapped to pruner tokens); lowest removed first"
 
     def start(self, loaded):
-        self.model, self.tokenizer = load_classifier(self.config.classifier, self.config.device)
+        self.model, self.tokenizer = load_classifier(self.options.classifier, self.config.device)
 
     def settings(self):
-        return {"classifier": self.config.classifier}
+        return {"classifier": self.options.classifier}
 
     def rank(self, example, chain):
         probabilities = tokenskip_keep_probabilities(self.model, self.tokenizer, chain.reasoning, chain.offsets)
         return ranked_by(probabilities)
 
-
-LLMLINGUA2_LARGE_SHAPE = {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
-                          "intermediate_size": 4096, "max_position_embeddings": 514}  # fmt: skip
-
-
-def save_standin_classifier(target, corpus: Sequence[str], *, vocab_size: int = 8000, seed: int = 0, **shape) -> Any:
-    """Save a randomly initialised XLM-RoBERTa token classifier (2 labels) with a WordPiece fast tokenizer
-    trained on ``corpus`` to ``target``: LLMLingua-2's interface (and, with LLMLINGUA2_LARGE_SHAPE, its
-    size) with meaningless weights, for tests and cost measurements where the real one cannot be downloaded.
-    ``shape`` overrides XLMRobertaConfig fields. Returns ``target``."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
-    from transformers import (
-        PreTrainedTokenizerFast,
-        XLMRobertaConfig,
-        XLMRobertaForTokenClassification,
-    )
-
-    specials = ["<s>", "<pad>", "</s>", "<unk>"]  # XLM-R's order: pad id 1
-    raw = Tokenizer(models.WordPiece(unk_token="<unk>"))
-    raw.pre_tokenizer = pre_tokenizers.Whitespace()
-    raw.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
-    raw.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", special_tokens=[("<s>", raw.token_to_id("<s>")), ("</s>", raw.token_to_id("</s>"))]
-    )
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<s>", cls_token="<s>", eos_token="</s>",
-                                        sep_token="</s>", pad_token="<pad>", unk_token="<unk>")  # fmt: skip
-    torch.manual_seed(seed)
-    config = XLMRobertaConfig(vocab_size=len(tokenizer), num_labels=2, pad_token_id=1, bos_token_id=0, eos_token_id=2,
-                              **shape)  # fmt: skip
-    XLMRobertaForTokenClassification(config).save_pretrained(target)
-    tokenizer.save_pretrained(target)
-    return target

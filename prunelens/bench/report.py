@@ -1,0 +1,155 @@
+"""Scoring benchmark: naive vs fast exact vs approximate modes on test gold chains, as a Markdown report.
+
+Every approximate mode is judged against the rounding floor, the exact algorithm in bfloat16 (always
+run): it "meets the floor" when its Hit@|S| is at least the floor's in every band and its chains'
+objective (rescored in the loaded dtype) is at least exact's at every keep fraction of the grid.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from prunelens.bench.modes import DEFAULT_MODES, FLOOR, BenchConfig
+from prunelens.bench.run import agreement, keeps_down_to, matmul_flops, meets_floor, run_modes, synthetic_chain
+from prunelens.bench.surrogate import benchmark_surrogate
+from prunelens.core.progress import log_line
+from prunelens.datasets import get_benchmark, load_examples
+from prunelens.datasets.tokenize import tokenize_chain
+from prunelens.models import load_model
+from prunelens.plots import Scatter, scatter_figure
+from prunelens.pruning.compare import DEFAULT_BANDS, kendall_tau
+from prunelens.pruning.surrogate_screen import load_predictor
+from prunelens.report import markdown_table
+from prunelens.selection import ids_by_length
+
+
+def modes_table(chains, results, flops: float, params: int, reference: str = "naive", floor: str = FLOOR) -> str:
+    """The benchmark table; agreement columns compare each mode with the exact ``reference`` orders, and
+    "meets floor" judges it against the ``floor`` mode (see ``meets_floor``; "–" without a floor run)."""
+    base = results[reference]
+    floor_hits = agreement(chains, base, results[floor]).hits if floor in results else None
+    header = ["mode", "s/example", "cand. tok/s", "tokens computed", "speed-up vs naive", "FLOP-bound speed-up",
+              "of bound", "FLOP floor s/ex", "identical order", "Kendall tau",
+              *(f"Hit@S {h:g}→{lo:g}" for h, lo in DEFAULT_BANDS), "Δ objective at end (nats)",
+              "min Δ objective over grid", "meets floor", "peak RSS MB"]  # fmt: skip
+    rows = []
+    for name, r in results.items():
+        seconds, tokens = np.mean(r.seconds), np.mean(r.tokens)
+        bound = np.mean(base.tokens) / tokens
+        floor_s = tokens * 2 * params / flops
+        same = all(a == b for a, b in zip(r.orders, base.orders))
+        taus = [kendall_tau(a, b, len(c.reasoning_ids)) for a, b, c in zip(base.orders, r.orders, chains)]
+        judged = agreement(chains, base, r)
+        verdict = "–" if floor_hits is None else "no"
+        if floor_hits is not None and meets_floor(judged.hits, floor_hits, judged.deltas):
+            verdict = "yes"
+        rows.append([name, f"{seconds:.1f}", f"{np.sum(r.candidate_tokens) / np.sum(r.seconds):.0f}", f"{tokens:.0f}",
+                     f"{judged.speedup:.1f}×", f"{bound:.1f}×", f"{judged.speedup / bound:.0%}", f"{floor_s:.1f}",
+                     "yes" if same else "no", f"{np.mean(taus):.3f}", *(f"{h:.2f}" for h in judged.hits),
+                     f"{judged.deltas[-1]:+.3f}", f"{np.nanmin(judged.deltas):+.3f}", verdict,
+                     f"{r.peak_rss_mb:.0f}"])  # fmt: skip
+    return markdown_table(header, rows)
+
+
+def pareto_figure(chains, results, path, reference: str = "naive", floor: str = FLOOR, title: str = ""):
+    """Speed-up vs Hit@|S| per band (the floor's as a dashed line) and vs the minimum Δ objective over the
+    grid (0 dashed), one point per mode."""
+    base = results[reference]
+    judged = {name: agreement(chains, base, r) for name, r in results.items() if name != reference}
+    floor_hits = judged[floor].hits if floor in judged else [None] * len(DEFAULT_BANDS)
+    panels = {f"Hit@S {h:g}→{lo:g}": Scatter({n: (a.speedup, a.hits[b]) for n, a in judged.items()}, "Hit@|S|",
+                                              floor_hits[b], f"{floor} (floor)")
+              for b, (h, lo) in enumerate(DEFAULT_BANDS)}  # fmt: skip
+    panels["min Δ objective over the keep grid"] = Scatter(
+        {n: (a.speedup, float(np.nanmin(a.deltas))) for n, a in judged.items()}, "nats vs exact", 0.0, "exact"
+    )
+    return scatter_figure(panels, path, title=title, xlabel=f"speed-up vs {reference}", logx=True, columns=2)
+
+
+def per_chain_table(chains, results, reference: str = "naive", exact: str = "fast") -> str:
+    """Per chain: lengths, the FLOP-bound speed-up (naive tokens / fast tokens) and the achieved one."""
+    naive, fast = results[reference], results[exact]
+    rows = []
+    for i, chain in enumerate(chains):
+        bound = naive.tokens[i] / fast.tokens[i]
+        achieved = naive.seconds[i] / fast.seconds[i]
+        rows.append([chain.id, len(chain.prompt_ids), len(chain.reasoning_ids), len(chain.answer_ids), naive.tokens[i],
+                     fast.tokens[i], f"{bound:.1f}×", f"{achieved:.1f}×", f"{achieved / bound:.0%}"])  # fmt: skip
+    header = ["chain", "prompt", "reasoning", "answer", "naive tokens", "fast tokens", "bound", "achieved", "of bound"]
+    return markdown_table(header, rows)
+
+
+def run_benchmark(config: BenchConfig, log=log_line) -> str:
+    """Run the benchmark and return (and optionally write) the Markdown report."""
+    import torch
+
+    stage = time.perf_counter()
+    loaded = load_model(config.model)
+    bench, title = get_benchmark(config.dataset), config.dataset_title()
+    examples = load_examples(config.dataset, "test")
+    wanted = set(ids_by_length(examples, loaded.tokenizer, 1, config.max_tokens or math.inf, config.n))
+    examples = [e for e in examples if e.id in wanted]
+    chains = [tokenize_chain(loaded.tokenizer, bench, e, loaded.max_positions) for e in examples]
+    modes = [m for m in DEFAULT_MODES if m.name in config.modes or m.name == FLOOR]  # the floor always runs
+    predictor, surrogate_note = None, []
+    if any(m.approximation.by_surrogate for m in modes):
+        surrogate_path = benchmark_surrogate(config, log)
+        predictor = load_predictor(surrogate_path, loaded, config.model)
+        surrogate_note = [f"Surrogate screening (fast+surr*: m, /n neighbors, +window w) uses {surrogate_path}: "
+                          f"the default MLP surrogate (Pearson loss) trained on step-0 exact targets and blockwise "
+                          f"attention features of the first {config.surrogate_chains} {title} train gold chains "
+                          "(disjoint from these test chains); its per-round hook pass counts in its time and tokens."]  # fmt: skip
+    flops = matmul_flops()
+    params = sum(p.numel() for p in loaded.model.parameters())
+    log(f"matmul rate {flops / 1e9:.1f} GFLOP/s, {params / 1e6:.1f} M parameters, torch threads {torch.get_num_threads()}")
+    results = run_modes(loaded, chains, modes, config.objective, config.keep, config.token_budget, progress=log,
+                        predictor=predictor)  # fmt: skip
+    report = [
+        f"# Greedy pruning benchmark: {config.model}, {len(chains)} {title} test gold chains"
+        f"{'' if not config.max_tokens else f' of at most {config.max_tokens} reasoning tokens'}, objective "
+        f"{config.objective}, keep {config.keep}, token budget {config.token_budget}",
+        "",
+        f"Machine: {torch.get_num_threads()} threads, measured float32 matmul {flops / 1e9:.1f} GFLOP/s; "
+        f"FLOP floor = tokens computed × 2 × {params / 1e6:.1f} M parameters ÷ that rate.",
+        "Agreement columns compare with naive exact pruning. Hit@S per keep-fraction band ρ → ρ': S = the tokens "
+        "exact pruning deletes in the band; the mode's deletion order ranks the tokens exact still has at ρ, "
+        "and Hit@S is the share of S among its first |S| (docs/design.md). Δ objective = the mode's chain's objective "
+        "minus exact's (nats, mean over chains, both rescored in float32 by the naive scorer) at the end and, minimum, "
+        f"over the keep grid {', '.join(f'{k:g}' for k in keeps_down_to(config.keep))}. Meets floor: Hit@S ≥ {FLOOR}'s "
+        "in every band and Δ objective ≥ 0 at every keep of the grid.",
+        *surrogate_note,
+        "",
+        modes_table(chains, results, flops, params),
+        "",
+        "## Per chain: FLOP-bound speed-up (naive tokens ÷ fast tokens) and achieved speed-up of fast",
+        "",
+        per_chain_table(chains, results),
+    ]
+    if config.pareto:
+        pareto_figure(chains, results, config.pareto, title=f"{config.model}, {len(chains)} {title} test chains: "
+                      "speed-up vs agreement with exact greedy")  # fmt: skip
+        report += ["", f"Pareto plot: {Path(config.pareto).name}"]
+    if config.synthetic_tokens:
+        long_chain = synthetic_chain(loaded, config.dataset, config.synthetic_tokens)
+        fast_modes = [m for m in DEFAULT_MODES if m.name == "fast"]
+        long = run_modes(loaded, [long_chain], fast_modes, config.objective, 0.0, config.token_budget,
+                         max_steps=config.synthetic_steps, progress=log)["fast"]  # fmt: skip
+        report += ["", f"## Synthetic {config.synthetic_tokens}-token chain, first {config.synthetic_steps} steps",
+                   "", "| mode | s/step | tokens computed | peak RSS MB |", "|---|---|---|---|",
+                   f"| fast | {long.seconds[0] / config.synthetic_steps:.1f} | {long.tokens[0]} | {long.peak_rss_mb:.0f} |"]  # fmt: skip
+        if "naive" in results:
+            naive = results["naive"]
+            rate = np.sum(naive.tokens) / np.sum(naive.seconds)
+            estimate = long.candidate_tokens[0] / rate / config.synthetic_steps
+            report.append(f"| naive (estimated: {long.candidate_tokens[0]} tokens at its measured {rate:.0f} tok/s) "
+                          f"| {estimate:.1f} | {long.candidate_tokens[0]} | – |")  # fmt: skip
+    report += ["", f"Total benchmark time {time.perf_counter() - stage:.0f} s."]
+    text = "\n".join(report) + "\n"
+    if config.out:
+        Path(config.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(config.out).write_text(text)
+    return text
