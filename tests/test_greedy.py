@@ -252,9 +252,9 @@ def test_rounded_screening_without_verification_room_follows_the_screener():
 
 
 @pytest.mark.parametrize("approximation, screener, message", [
-    (dict(rounded="bfloat16"), None, "--screen-dtype D and a screener"),
-    (dict(), "screener", "--screen-dtype D and a screener"),
-    (dict(rounded="int3"), "screener", "unknown dtype 'int3' for --screen-dtype"),
+    (dict(rounded="bfloat16"), None, "needs rounded and a screener"),
+    (dict(), "screener", "needs rounded and a screener"),
+    (dict(verify=5), "screener", "verify counts the candidates rounded screening rescores: give rounded too"),
     (dict(rounded="bfloat16", screen=2), "screener", "not with lazy or surrogate"),
     (dict(rounded="bfloat16", screen=2, window=4, screen_by="surrogate"), "screener", "not with lazy or surrogate"),
 ])  # fmt: skip
@@ -326,7 +326,7 @@ def test_anchored_window_screening_finds_a_cost_the_window_misses(rescore_every)
 
 def test_anchoring_needs_window_screening():
     for settings in (dict(screen=2), dict(window=4)):
-        with pytest.raises(PrunelensError, match="needs --screen M --window w"):
+        with pytest.raises(PrunelensError, match="anchored anchors .*: it needs screen and window"):
             Approximation(**settings, anchored=True)
 
 

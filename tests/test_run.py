@@ -5,8 +5,10 @@ import json
 import numpy as np
 import pytest
 from conftest import comparable, interrupt_on_call, write_chains
+from typer.testing import CliRunner
 
-from prunelens.core.errors import BadRecordError, PrunelensError
+from prunelens.cli import app
+from prunelens.core.errors import BadRecordError, PrunelensError, SettingsError
 from prunelens.pruning import run as run_module
 from prunelens.pruning.run import PruneConfig, run_pruning
 from prunelens.pruning.store import open_scores
@@ -164,11 +166,21 @@ def test_rounded_screening_run_records_its_approximation_and_names_its_folder(tm
     assert summary.rankings[0].to_dict()["approximation"]["anchored"] is True
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (dict(screen_dtype="int3"), "unknown dtype 'int3' for --screen-dtype"),
-    (dict(screen_dtype="bfloat16", screen=2), "not with lazy or surrogate screening"),
-    (dict(verify=5), "give --screen-dtype too"),
+@pytest.mark.parametrize("overrides, message, flags", [
+    (dict(screen_dtype="int3"), "unknown dtype 'int3' for screen_dtype", "unknown dtype 'int3' for --screen-dtype"),
+    (dict(screen_dtype="bfloat16", screen=2), "rounded screening (screen_dtype) combines with full rounds or window",
+     "rounded screening (--screen-dtype) combines with full rounds or --window"),
+    (dict(verify=5), "verify counts the candidates rounded screening rescores: give screen_dtype too",
+     "--verify counts the candidates rounded screening rescores: give --screen-dtype too"),
+    (dict(anchored=True, screen=2), "anchored anchors window screening's estimates: it needs screen and window",
+     "--anchored anchors window screening's estimates: it needs --screen and --window"),
 ])  # fmt: skip
-def test_rounded_screening_refusals_are_one_line(tmp_path, tiny_model_dir, overrides, message):
-    with pytest.raises(PrunelensError, match=message):
-        run_pruning(config_for(tmp_path, tiny_model_dir, **overrides), progress=False)
+def test_refused_settings_are_one_line_in_field_terms_or_flags(tmp_path, tiny_model_dir, overrides, message, flags):
+    with pytest.raises(SettingsError) as refused:  # checked once, by the config: nothing is loaded or written
+        config_for(tmp_path, tiny_model_dir, **overrides)
+    assert str(refused.value).startswith(message) and "--" not in str(refused.value)
+    args = [a for key, value in overrides.items() for a in ([f"--{key.replace('_', '-')}"] +
+            ([] if value is True else [str(value)]))]  # fmt: skip
+    result = CliRunner().invoke(app, ["prune", "--out", str(tmp_path / "cli"), *args])
+    assert result.exit_code == 2 and result.output.startswith(f"error: {flags}") and len(result.output.splitlines()) == 1
+    assert not (tmp_path / "cli").exists()

@@ -25,7 +25,7 @@ from dataclasses import MISSING, Field, field, fields
 from pathlib import Path
 from typing import Annotated, Any, Optional, get_type_hints
 
-from prunelens.core.errors import PrunelensError
+from prunelens.core.errors import PrunelensError, SettingsError
 
 THREADS_HELP = "torch CPU threads (default: OMP_NUM_THREADS, else all cores; 1 when sharing cores)"
 
@@ -277,6 +277,11 @@ def cli_command(config_type, run: Callable[..., Any], extra: dict[str, tuple[Any
         if meta["parse"] is not None:
             converters[f.name] = meta["parse"]
     variant_options = _variant_options(config_type)
+    declared = {f.name: f for f in fields(config_type)} | {name: entry[3] for name, entry in variant_options.items()}
+
+    def flags(name: str) -> str:
+        return flag_of(declared[name]) if name in declared else "--" + name.replace("_", "-")
+
     for _holder, selector, owners, f, kind in variant_options.values():  # None: not given, the variant's default
         owner = f"with --{selector.replace('_', '-')}" if owners == [True] else ", ".join(map(str, owners))
         params.append(_parameter(f, Optional[kind], None, help=f"{owner}: {f.metadata['help']}"))
@@ -294,7 +299,7 @@ def cli_command(config_type, run: Callable[..., Any], extra: dict[str, tuple[Any
         except PrunelensError as error:
             if fail is None:
                 raise
-            return fail(str(error))
+            return fail(error.render(flags) if isinstance(error, SettingsError) else str(error))
         return run(config, **extras)
 
     command.__signature__ = inspect.Signature(params)

@@ -16,8 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from prunelens.core.errors import PrunelensError
-from prunelens.models import DTYPES
+from prunelens.core.errors import SettingsError
 from prunelens.core.keep import n_keep
 from prunelens.core.objectives import Objective
 from prunelens.pruning.scorer import Scorer
@@ -78,18 +77,20 @@ class Approximation:
     anchored: bool = False
 
     def __post_init__(self):
+        """The one check of which approximation settings go together, in field terms (``SettingsError``)."""
         if self.screen_by not in SCREEN_BY:
-            raise PrunelensError(f"unknown screening {self.screen_by!r} (known: {', '.join(SCREEN_BY)})")
-        if self.rounded is not None and self.rounded not in DTYPES:
-            raise PrunelensError(f"unknown dtype {self.rounded!r} for --screen-dtype (known: {', '.join(DTYPES)})")
+            raise SettingsError("unknown {screen_by} {value!r} (known: {known})", value=self.screen_by,
+                                known=", ".join(SCREEN_BY))  # fmt: skip
         if self.anchored and (self.screen is None or not self.window or self.by_surrogate):
-            raise PrunelensError("--anchored anchors window screening's estimates: it needs --screen M --window w "
-                                 "(without --surrogate)")  # fmt: skip
+            raise SettingsError("{anchored} anchors window screening's estimates: it needs {screen} and {window}, "
+                                "and no surrogate screening")  # fmt: skip
         if self.verify < 1:
-            raise PrunelensError(f"--verify must be at least 1, not {self.verify}")
+            raise SettingsError("{verify} must be at least 1, not {value}", value=self.verify)
+        if self.rounded is None and self.verify != Approximation.verify:
+            raise SettingsError("{verify} counts the candidates rounded screening rescores: give {rounded} too")
         if self.rounded is not None and self.screen is not None and (not self.window or self.by_surrogate):
-            raise PrunelensError("rounded screening (--screen-dtype) combines with full rounds or --window "
-                                 "screening, not with lazy or surrogate screening")  # fmt: skip
+            raise SettingsError("rounded screening ({rounded}) combines with full rounds or {window} screening, not "
+                                "with lazy or surrogate screening")  # fmt: skip
 
     @property
     def exact(self) -> bool:
@@ -175,11 +176,11 @@ def greedy_prune(
     """
     objective = Objective.parse(objective)
     if approximation.window and objective is not Objective.JOINT:
-        raise PrunelensError("window screening estimates costs from chain log-probs: it needs --objective joint")
+        raise SettingsError("{window} screening estimates costs from chain log-probs: it needs {objective} joint")
     if approximation.by_surrogate != (predictor is not None):
-        raise PrunelensError("surrogate screening needs --screen M and --surrogate FILE together")
+        raise SettingsError("surrogate screening needs {screen} and a predictor (a trained surrogate) together")
     if (approximation.rounded is not None) != (screener is not None):
-        raise PrunelensError("rounded screening needs --screen-dtype D and a screener over the model in D together")
+        raise SettingsError("rounded screening needs {rounded} and a screener over the model in that dtype together")
     started = time.perf_counter()
     n = len(reasoning_ids)
     steps = planned_steps(n, keep, max_steps)

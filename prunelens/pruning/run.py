@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from prunelens.core.errors import PrunelensError
+from prunelens.core.errors import SettingsError
+from prunelens.models import DTYPES
 from prunelens.jobs.loop import Job, JobConfig, Processed, RunSummary, run_job
 from prunelens.core.progress import log_line
 from prunelens.pruning.eta import APPROXIMATE_MODES, HOUR, StepClock, duration, step_work
@@ -54,6 +55,20 @@ class PruneConfig(JobConfig):
     verify: int = setting(3, "with --screen-dtype: candidates rescored exactly per round", result=True, name="v",
                           minimum=1)  # fmt: skip
 
+    def __post_init__(self):
+        """Every check of the prune settings, in field terms (the CLI spells them as flags)."""
+        Objective.parse(self.objective)
+        SCORERS.get(self.scorer)
+        if self.screen_dtype is not None and self.screen_dtype not in DTYPES:
+            raise SettingsError("unknown dtype {value!r} for {screen_dtype} (known: {known})", value=self.screen_dtype,
+                                known=", ".join(DTYPES))  # fmt: skip
+        if self.surrogate is not None and self.screen is None:
+            raise SettingsError("{surrogate} picks the candidates of {screen}: give both")
+        try:
+            self.approximation()
+        except SettingsError as refused:  # the approximation's own names for the same settings
+            raise refused.renamed({"rounded": "screen_dtype", "screen_by": "surrogate"}) from None
+
     def approximation(self) -> Approximation:
         screen_by = "cost" if self.surrogate is None else "surrogate"
         return Approximation(self.block, self.screen, self.rescore_every, self.neighbors, self.window, screen_by,
@@ -72,13 +87,7 @@ class PruneJob(Job):
     config_type = PruneConfig
 
     def validate(self):
-        self.objective = Objective.parse(self.config.objective)
-        SCORERS.get(self.config.scorer)
-        if self.config.surrogate is not None and self.config.screen is None:
-            raise PrunelensError("--surrogate picks the candidates of --screen M: give both")
-        if self.config.screen_dtype is None and self.config.verify != PruneConfig.verify:
-            raise PrunelensError("--verify counts the candidates rounded screening rescores: give --screen-dtype too")
-        self.config.approximation()  # an unknown dtype or a refused combination is one PrunelensError line
+        self.objective = Objective.parse(self.config.objective)  # the config has checked every setting
 
     def start(self, loaded):
         from prunelens.pruning.scorers import make_scorer, make_screener
