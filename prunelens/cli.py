@@ -34,7 +34,7 @@ def run_reporting(run, config):
     except PrunelensError as error:
         fail(str(error))
     except OSError as error:  # the file system refused (permissions, a full disk, a file where a folder goes)
-        fail(f"{error.filename or config.output_dir()}: {error.strerror or reason(error)}")
+        fail(f"{error.filename}: {error.strerror or reason(error)}" if error.filename else reason(error))
     except KeyboardInterrupt:
         fail(f"interrupted; finished examples are kept in {config.output_dir()}; rerun to resume", 130)
 
@@ -91,7 +91,10 @@ def _annotate(config):
     annotations = run_reporting(annotate_rankings, config)
     failed = sum(a.status != "ok" for a in annotations.values())
     retry = " (rerun with --retry-failed to try them again)" if failed else ""
-    typer.echo(f"{len(annotations) - failed} chains labelled, {failed} failed{retry}; labels in {config.output_path()}")
+    line = f"{len(annotations) - failed} chains labelled, {failed} failed{retry}; labels in {config.output_path()}"
+    if annotations and failed == len(annotations):  # nothing the command was asked for is done
+        fail(line)
+    typer.echo(line)
 
 
 def _annotate_stability(config):

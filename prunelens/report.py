@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+from prunelens.core.jsonl import write_atomic
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -14,9 +17,6 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def write_report(path, text: str) -> None:
-    """Write a Markdown results file (creating its folder) and print it."""
-    from pathlib import Path
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(text)
+    """Write a Markdown results file atomically (creating its folder) and print it."""
+    write_atomic(Path(path), text)
     print(text)

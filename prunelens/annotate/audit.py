@@ -25,6 +25,7 @@ from prunelens.annotate.client import (
 )
 from prunelens.compress import parse_keeps
 from prunelens.core.errors import PrunelensError
+from prunelens.core.jsonl import write_atomic
 from prunelens.core.progress import log_line
 from prunelens.core.settings import setting
 
@@ -230,7 +231,8 @@ def run_audit(config: AuditConfig, progress: bool = True, log=log_line) -> Audit
              f"{next(v['reason'] for v in verdicts if v['status'] != 'ok')}); rerun with `--retry-failed`.\n\n"
              if verdicts and not rated else "")  # fmt: skip
     report = out_dir / REPORT_NAME
-    report.write_text(
+    write_atomic(
+        report,
         f"# Comprehensibility audit: `{config.rankings}`\n\nJudge `{config.llm_model}` ({settings['server']}, prompt "
         f"version {PROMPT_VERSION}), rubric of paper App. E; share of the rated chains at each keep fraction ρ.\n\n"
         f"{empty}{table}\n"

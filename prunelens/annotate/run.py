@@ -29,6 +29,7 @@ from prunelens.annotate.labels import (
     tokens_digest,
 )
 from prunelens.core.errors import PrunelensError
+from prunelens.core.jsonl import write_atomic
 from prunelens.core.progress import log_line, progress_bar
 from prunelens.core.registry import ANNOTATORS
 from prunelens.core.settings import setting
@@ -194,7 +195,8 @@ def annotation_stability(config: StabilityConfig, progress: bool = True, log=log
                                [[i, len(first[i].labels), f"{agreements[i]:.3f}"] for i in agreements])  # fmt: skip
     failures = markdown_table(["chain", "pass 1", "pass 2"],
                               [[i, _cell(first[i].reason), _cell(second[i].reason)] for i in failed])  # fmt: skip
-    result.report.write_text(
+    write_atomic(
+        result.report,
         f"# Annotation stability: `{config.rankings}`\n\nTwo passes over the same chains with the response cache "
         f"off; agreement = share of reasoning tokens given the same category (paper App. D.2: mean 0.90, median "
         f"0.92).\n\n{summary}\n\n## Per chain\n\n{per_chain}\n"

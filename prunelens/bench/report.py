@@ -16,6 +16,7 @@ import numpy as np
 from prunelens.bench.modes import DEFAULT_MODES, FLOOR, BenchConfig
 from prunelens.bench.run import agreement, keeps_down_to, matmul_flops, meets_floor, run_modes, synthetic_chain
 from prunelens.bench.surrogate import benchmark_surrogate
+from prunelens.core.jsonl import write_atomic
 from prunelens.core.progress import log_line
 from prunelens.datasets import get_benchmark, load_examples
 from prunelens.datasets.tokenize import tokenize_chain
@@ -151,5 +152,5 @@ def run_benchmark(config: BenchConfig, log=log_line) -> str:
     text = "\n".join(report) + "\n"
     if config.out:
         Path(config.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(config.out).write_text(text)
+        write_atomic(Path(config.out), text)
     return text

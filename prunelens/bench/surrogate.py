@@ -7,6 +7,7 @@ from pathlib import Path
 from prunelens.analysis.surrogate_data import surrogate_from_runs
 from prunelens.bench.modes import BenchConfig
 from prunelens.core.progress import log_line
+from prunelens.core.settings import folder_name
 from prunelens.probes.run import FeaturesConfig
 from prunelens.pruning.run import PruneConfig
 
@@ -17,13 +18,17 @@ def benchmark_surrogate(config: BenchConfig, log=log_line) -> Path:
     default MLP (Pearson loss) on step-0 exact targets (float32, objective joint, keep 1.0) and blockwise
     attention features of the first ``config.surrogate_chains`` train gold chains of ``config.dataset``,
     disjoint from the test chains the benchmark prunes."""
-    folder, count = Path(config.surrogate_dir), config.surrogate_chains
+    count = config.surrogate_chains
+    folder = Path(config.surrogate_dir)
+    if config.model != BenchConfig.model:  # each model its own runs and surrogate (the default keeps its old names)
+        folder = folder / folder_name(config.model)
     path = folder / f"surrogate-{config.dataset}-train{count}.pt"
     if path.is_file():
         return path
     common = dict(model=config.model, dataset=config.dataset, split="train", limit=count, skip_bad=True)
-    targets = PruneConfig(**common, steps=1, out=folder / "targets")
-    features = FeaturesConfig(**common, backend="hf_blockwise", out=folder / "features")
+    suffix = "" if config.dataset == BenchConfig.dataset else f"-{config.dataset}"
+    targets = PruneConfig(**common, steps=1, out=folder / f"targets{suffix}")
+    features = FeaturesConfig(**common, backend="hf_blockwise", out=folder / f"features{suffix}")
     surrogate, data = surrogate_from_runs(targets, features, progress=False, log=log, warn=log)
     surrogate.save(path)
     log(f"trained the benchmark surrogate on {len(data)} {config.dataset_title()} train chains: {path}")

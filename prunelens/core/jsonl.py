@@ -108,7 +108,8 @@ def replace_atomically(path: Path, write: Callable[[Path], None], *, keep_existi
     """Make ``path`` what ``write(staging)`` writes (a file, or a folder) at a staging path beside it: its files
     forced to disk, then moved into place, so a kill leaves the old content or the new one, never half.
 
-    A file replaces a file atomically; a folder replaces a folder after the old one is removed, or with
+    A file replaces a file atomically. A folder replaces a folder after the old one is removed (a kill in between
+    leaves neither: readers treat the folder as missing and it is made again), or with
     ``keep_existing`` a folder that is there and not empty (another process finished first) is kept and the
     staged one discarded. The staging path is unique to this process and thread; no failure leaves it behind."""
     path = Path(path)

@@ -173,8 +173,8 @@ def name_parts(config) -> list[str]:
         value = getattr(holder, f.name)
         if value == default_of(f) and not f.metadata["always"]:
             continue
-        if f.metadata["name"] is None:
-            hidden[f.name] = _text(value)
+        if f.metadata["name"] is None:  # an input counts by its resolved path: any spelling names one folder
+            hidden[f.name] = _text(Path(value).resolve() if f.metadata.get("input") and value is not None else value)
         elif isinstance(value, bool):
             parts.extend([f.metadata["name"]] if value else [])
         else:
@@ -239,20 +239,43 @@ def build_config(config_type, values: dict[str, Any]):
         raise PrunelensError(f"unknown setting(s) for {config_type.__name__}: {', '.join(unknown)}")
     own = {k: _as_declared(hints[k], v) for k, v in values.items() if k not in variant_options}
     for holder, choices in variant_types(config_type).items():
-        selector = next(f for f in fields(config_type) if f.name == holder).metadata["variant_of"][0]
-        choice = own.get(selector, default_of(next(f for f in fields(config_type) if f.name == selector)))
-        mine = {k: v for k, v in values.items() if k in variant_options and variant_options[k][0] == holder}
-        for name in mine:
-            owners, f = variant_options[name][2], variant_options[name][3]
-            if choice in choices and choice not in owners:
-                needs = (f"needs --{selector.replace('_', '-')}" if isinstance(choice, bool)
-                         else f"is a setting of --{selector} {' | '.join(map(str, owners))}, not {choice}")  # fmt: skip
-                raise PrunelensError(f"{flag_of(f)} {needs}")
+        choice, mine = _variant_settings(config_type, holder, own, values, variant_options)
         options = choices.get(choice) if choice in choices else None
         if options is not None:
             option_hints = get_type_hints(options)
             own[holder] = options(**{k: _as_declared(option_hints[k], v) for k, v in mine.items()})
     return config_type(**own)
+
+
+def _variant_settings(config_type, holder: str, own: dict, values: dict, variant_options) -> tuple[Any, dict]:
+    """The choice of one variant field's selector and the given settings of its options; a one-line refusal for a
+    setting of another choice."""
+    choices = variant_types(config_type)[holder]
+    selector = next(f for f in fields(config_type) if f.name == holder).metadata["variant_of"][0]
+    choice = own.get(selector, default_of(next(f for f in fields(config_type) if f.name == selector)))
+    mine = {k: v for k, v in values.items() if k in variant_options and variant_options[k][0] == holder}
+    for name in mine:
+        owners, f = variant_options[name][2], variant_options[name][3]
+        if choice in choices and choice not in owners:
+            needs = (f"needs --{selector.replace('_', '-')}" if isinstance(choice, bool)
+                     else f"is a setting of --{selector} {' | '.join(map(str, owners))}, not {choice}")  # fmt: skip
+            raise PrunelensError(f"{flag_of(f)} {needs}")
+    return choice, mine
+
+
+def check_variant_settings(config_type, values: dict[str, Any]) -> None:
+    """Refuse, in one line, a flat table that gives a setting of a variant its selector does not choose (before
+    anything runs: ``build_config`` would refuse it only when the config is built)."""
+    variant_options = _variant_options(config_type)
+    for holder in variant_types(config_type):
+        _variant_settings(config_type, holder, values, values, variant_options)
+
+
+def settings_for(config_type, values: dict[str, Any], choice: Any) -> dict[str, Any]:
+    """``values`` without the variant settings that ``choice`` does not have: one table (e.g. a pipeline's
+    ``[rank]``) serving several variants, each taking its own."""
+    variant_options = _variant_options(config_type)
+    return {k: v for k, v in values.items() if k not in variant_options or choice in variant_options[k][2]}
 
 
 def cli_command(config_type, run: Callable[..., Any], extra: dict[str, tuple[Any, Any]] | None = None,

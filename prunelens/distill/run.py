@@ -31,7 +31,14 @@ from typing import Any
 from prunelens.core.errors import PrunelensError
 from prunelens.core.jsonl import append_jsonl, read_finished, write_jsonl
 from prunelens.core.progress import log_line
-from prunelens.core.settings import THREADS_HELP, build_config, setting, setting_names
+from prunelens.core.settings import (
+    THREADS_HELP,
+    build_config,
+    check_variant_settings,
+    setting,
+    setting_names,
+    settings_for,
+)
 
 GREEDY_METHODS = {"greedy-joint": "joint", "greedy-answer": "answer"}
 STAGE_TABLES = ("teach", "prune", "rank", "train", "eval")
@@ -183,6 +190,11 @@ def _check_table(name: str, table: dict, path: Path | None) -> None:
     unknown = sorted(keys - known)
     if unknown:
         raise PrunelensError(f"{path or 'preset'}: [{name}] has unknown key(s) {', '.join(unknown)}")
+    if name != "rank":  # [rank] serves every ranker: each takes its own settings from it (Pipeline.build)
+        try:
+            check_variant_settings(stage_types()[name], table)
+        except PrunelensError as error:
+            raise PrunelensError(f"{path or 'preset'}: [{name}] {error}") from None
 
 
 @dataclass
@@ -231,6 +243,8 @@ class Pipeline:
         table = {**getattr(self.config, name), **values}
         if name == "prune":
             table.pop("answer", None)  # [prune.answer] holds greedy-answer's overrides, applied by rankings()
+        if name == "rank":  # one table for every ranker: each takes the settings that are its own
+            table = settings_for(config_type, table, table.get("method"))
         names = {f.name for f in fields(config_type)}
         if "threads" in names and table.get("threads") is None:
             table["threads"] = self.config.threads

@@ -57,7 +57,7 @@ class TrainConfig:
     """`prunelens distill train`: supervised fine-tuning of a student on a chains file."""
 
     chains: Path = setting(help="training chains: JSONL of {id, question, reasoning, answer} (e.g. a compress "
-                           "keep0.5.jsonl); other keys are ignored", result=True, prefix=True)  # fmt: skip
+                           "keep0.5.jsonl); other keys are ignored", result=True, prefix=True, input=True)  # fmt: skip
     student: str = setting("smollm2-135m", "the student: model alias, local dir or HF id", result=True, prefix=True)
     dataset: str = setting("gsm8k", "prompt and answer format, and the dev split", result=True, name="")
     learning_rate: float = setting(5e-5, "peak learning rate (cosine schedule after warm-up)", result=True, name="lr",
@@ -302,7 +302,6 @@ def train_student(config: TrainConfig, log=log_line) -> TrainSummary:
     set_threads(config.threads)
     loaded = load_model(config.student, device=config.device, dtype="float32")
     rows, left_out = training_rows(loaded.tokenizer, bench, examples, config.max_length, log)
-    record_settings(out_dir, JOB, config)
     # from an interrupted run (with the staging folder of a model save it was killed in): training restarts
     for stale in (out_dir / DEV_DIR, out_dir / MODEL_DIR, *out_dir.glob(f"{MODEL_DIR}.tmp*")):
         shutil.rmtree(stale, ignore_errors=True)
@@ -316,5 +315,6 @@ def train_student(config: TrainConfig, log=log_line) -> TrainSummary:
     summary = TrainSummary(config.steps, callback.loss, callback.dev, callback.best_step, len(rows), left_out,
                            trainable, round(time.perf_counter() - started, 3), round(callback.eval_seconds, 3),
                            json.loads(json.dumps(asdict(config), default=str)), digest)  # fmt: skip
+    record_settings(out_dir, JOB, config)  # with the result: a failed or killed training blocks no corrected rerun
     write_atomic(out_dir / SUMMARY_NAME, json.dumps(summary.to_dict(), indent=2))
     return summary

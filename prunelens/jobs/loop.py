@@ -109,6 +109,11 @@ class Job:
         """The per-example store files of one example (copied by merge)."""
         return []
 
+    @classmethod
+    def consolidated_files(cls, out_dir: Path) -> list[Path]:
+        """The store files ``finish`` consolidates from the parts (none by default)."""
+        return []
+
 
 @dataclass
 class RunSummary:
@@ -186,6 +191,8 @@ def run_job(job: Job, progress: bool = True, log=log_line) -> RunSummary:
                                  f"({describe_changes(changed)}); rerun with --redo-changed to recompute them, "
                                  "or choose another --out")  # fmt: skip
         write_jsonl(records_path, [r for i, r in finished.items() if i not in changed])
+        for store in type(job).consolidated_files(out_dir):  # rebuilt by finish; a kill before it must not keep it
+            store.unlink(missing_ok=True)
         log(f"recomputing {len(changed)} example(s) whose inputs changed ({describe_changes(changed)})")
     todo = [e for e in examples if e.id not in finished or e.id in changed]
     if todo:
@@ -193,6 +200,9 @@ def run_job(job: Job, progress: bool = True, log=log_line) -> RunSummary:
             process_on_ray(job, todo, out_dir, summary, skip, progress, log, sources)
         else:
             process_locally(job, todo, out_dir, summary, skip, progress, log, sources)
+    if changed:  # redone examples go back to their place: the folder reads as a clean run's
+        order = {e.id: index for index, e in enumerate(examples)}
+        write_jsonl(records_path, sorted(read_finished(records_path), key=lambda r: order.get(r["id"], len(order))))
     summary.rankings = [Ranking.from_dict(r) for r in read_finished(records_path)]
     if summary.skipped and not {r.id for r in summary.rankings} & sources.keys():
         raise PrunelensError(f"no selected example finished: {len(summary.skipped)} skipped (reasons in "

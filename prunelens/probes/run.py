@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 from prunelens.core.progress import log_line
@@ -58,6 +59,12 @@ class FeaturesJob(Job):
         from prunelens.probes.store import part_path
 
         return [part_path(out_dir, example_id)]
+
+    @classmethod
+    def consolidated_files(cls, out_dir):
+        from prunelens.probes.store import STORE_NAME
+
+        return [Path(out_dir) / STORE_NAME]
 
 
 def run_features(config: FeaturesConfig, progress: bool = True, log=log_line) -> RunSummary:

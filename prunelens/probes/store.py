@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from prunelens import stores
+from prunelens.core.errors import PrunelensError
 from prunelens.probes.features import FEATURE_DEFINITION, H2O_DEFINITION, ChainFeatures
 from prunelens.stores import ENGINE, write_netcdf
 
@@ -83,16 +84,23 @@ def consolidate(out_dir: Path, example_ids: list[str]) -> Path:
     return target
 
 
+def check_store_path(path: Path) -> None:
+    """A one-line PrunelensError unless ``path`` is a `prunelens features` output folder or its .nc file."""
+    path = Path(path)
+    if not path.exists():
+        raise PrunelensError(f"--features {path}: no such feature store (run `prunelens features --out {path}` first)")
+    if path.is_file() and path.suffix != ".nc":
+        raise PrunelensError(f"--features {path}: is a file; a `prunelens features` output folder (or its "
+                             f"{STORE_NAME}) is expected")  # fmt: skip
+
+
 def open_features(path: Path):
     """Open a feature store lazily: a folder (its features.nc, consolidated from the finished examples first
     where the run was interrupted before its own consolidation) or the .nc file itself."""
     import xarray as xr
 
-    from prunelens.core.errors import PrunelensError
-
     path = Path(path)
-    if not path.exists():
-        raise PrunelensError(f"{path}: no such feature store (run `prunelens features --out {path}` first)")
+    check_store_path(path)
     if not path.is_dir():
         return xr.open_dataset(path, engine=ENGINE)
     return stores.open_consolidated(path, STORE_NAME, lambda store: [str(i) for i in store["example_id"].values],
@@ -133,8 +141,6 @@ class FeatureIndex:
 
     def check_model(self, model: str) -> None:
         """A one-line error when the store's features came from another model than ``model``."""
-        from prunelens.core.errors import PrunelensError
-
         if self.attrs.get("model") != model:
             raise PrunelensError(f"the feature store {self.path} was made with model {self.attrs.get('model')!r}, "
                                  f"not {model!r}; pass the same --model")  # fmt: skip

@@ -16,6 +16,7 @@ import numpy as np
 
 from prunelens.core.bootstrap import bootstrap_interval
 from prunelens.core.errors import PrunelensError
+from prunelens.core.jsonl import replace_atomically
 
 KINDS = ("mlp", "ridge")
 LOSSES = ("pearson", "mse")
@@ -98,8 +99,8 @@ class Surrogate:
     def save(self, path: Path) -> None:
         import torch
 
-        torch.save({"config": asdict(self.config), "mean": self.mean, "std": self.std, "state": self.state,
-                    "meta": self.meta}, path)  # fmt: skip
+        saved = {"config": asdict(self.config), "mean": self.mean, "std": self.std, "state": self.state, "meta": self.meta}
+        replace_atomically(Path(path), lambda staging: torch.save(saved, staging))  # a kill never leaves half a file
 
     @classmethod
     def load(cls, path: Path) -> "Surrogate":

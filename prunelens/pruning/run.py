@@ -14,7 +14,7 @@ from prunelens.core.progress import log_line
 from prunelens.pruning.eta import APPROXIMATE_MODES, HOUR, StepClock, duration, step_work
 from prunelens.pruning.greedy import Approximation, greedy_prune, planned_steps
 from prunelens.core.objectives import Objective
-from prunelens.pruning.store import consolidate, part_path, write_part
+from prunelens.pruning.store import STORE_NAME, consolidate, part_path, write_part
 from prunelens.core.ranking import GreedyRanking
 from prunelens.core.registry import SCORERS
 from prunelens.core.settings import setting
@@ -161,6 +161,10 @@ class PruneJob(Job):
     @classmethod
     def part_files(cls, out_dir, example_id):
         return [part_path(out_dir, example_id)]
+
+    @classmethod
+    def consolidated_files(cls, out_dir):
+        return [Path(out_dir) / STORE_NAME]
 
 
 def run_pruning(config: PruneConfig, progress: bool = True, log=log_line) -> RunSummary:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from prunelens.core.errors import PrunelensError
 from prunelens.core.registry import BACKENDS
 from prunelens.core.settings import setting
+from prunelens.probes.store import check_store_path
 from prunelens.probes.features import H2O_DEFINITION
 from prunelens.core.ranked import ranked_by
 from prunelens.rankers.base import Ranker
@@ -36,9 +36,9 @@ class H2ORanker(Ranker):
         self.needs_weights = self.options.features is None
 
     def validate(self):
-        if self.options.features is not None and not Path(self.options.features).exists():
-            raise PrunelensError(f"--features {self.options.features}: no such folder")
-        if self.options.features is None:
+        if self.options.features is not None:
+            check_store_path(self.options.features)
+        else:
             BACKENDS.get(self.options.backend)
 
     def start(self, loaded):

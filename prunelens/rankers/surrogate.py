@@ -13,6 +13,7 @@ from pathlib import Path
 from prunelens.core.errors import PrunelensError
 from prunelens.core.ranked import ranked_by
 from prunelens.core.settings import setting
+from prunelens.probes.store import check_store_path
 from prunelens.rankers.base import Ranker
 
 
@@ -33,6 +34,7 @@ class SurrogateRanker(Ranker):
                 raise PrunelensError(f"--method surrogate needs {option}")
             if not Path(path).exists():
                 raise PrunelensError(f"{option} {path}: not found")
+        check_store_path(self.options.features)
 
     def start(self, loaded):
         from prunelens.probes.store import FeatureIndex

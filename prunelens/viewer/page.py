@@ -24,6 +24,7 @@ from typing import Any
 
 from prunelens.annotate.labels import CATEGORIES, Annotation, labels_for, load_annotations
 from prunelens.core.errors import PrunelensError
+from prunelens.core.jsonl import write_atomic
 from prunelens.core.ranking import GreedyRanking, Ranking, load_rankings
 from prunelens.core.settings import setting
 
@@ -176,7 +177,7 @@ def view_folders(config: ViewConfig) -> Path:
     title = config.title or " vs ".join(Path(c.source).name for c in columns)
     out = Path(config.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_page(page_data(columns, labels, title)), encoding="utf-8")
+    write_atomic(out, render_page(page_data(columns, labels, title)))
     return out
 
 
@@ -203,6 +204,6 @@ def show_rankings(rankings: list[Ranking], out: Path | None = None) -> Path | No
         with tempfile.NamedTemporaryFile("w", prefix=prefix, suffix=".html", delete=False) as file:
             out = file.name
     out = Path(out)
-    out.write_text(page, encoding="utf-8")
+    write_atomic(out, page)
     print(out)
     return out
