@@ -90,3 +90,14 @@ def test_fast_scorer_equals_naive_on_smollm2(smollm2):
         fast = greedy_prune(PrefixCacheScorer(smollm2.model, token_budget=256), *args, objective, keep=0.0, max_steps=3)
         assert len(naive.deletion_order) == 3 and fast.deletion_order == naive.deletion_order
         np.testing.assert_allclose(fast.candidate_scores, naive.candidate_scores, atol=1e-4)
+
+
+def test_demo_prints_greedy_beside_the_baselines(tmp_path):
+    """`make demo`'s command on one chain (the README's first command), kept short with --keep 0.9."""
+    result = CliRunner().invoke(app, ["demo", "--count", "1", "--keep", "0.9", "--threads", "1",
+                                      "--out", str(tmp_path / "demo")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.count("=== gsm8k-test-") == 1
+    methods = ("greedy", "surprisal", "h2o")
+    assert all(f"--- {method}, keep 0.9" in result.output for method in methods) and "[-" in result.output
+    assert all((tmp_path / "demo" / method / "rankings.jsonl").exists() for method in methods)
