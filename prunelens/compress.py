@@ -298,7 +298,7 @@ def compress_rankings(config: CompressConfig, log=log_line) -> dict[float, list[
     from prunelens.core.errors import BadRecordError
     from prunelens.jobs.run_folder import check_settings, check_writable, record_settings
     from prunelens.core.jsonl import append_jsonl, read_finished, write_jsonl
-    from prunelens.core.provenance import InputDigests, changed_sources, describe_changes
+    from prunelens.core.provenance import InputDigests, changed_sources, describe_changes, refuse_changes
     from prunelens.core.ranking import load_rankings
     from prunelens.selection import skip_recorder
 
@@ -318,10 +318,8 @@ def compress_rankings(config: CompressConfig, log=log_line) -> dict[float, list[
             names = changed_sources(record.get("sources"), sources.get(chain_id, {}))
             if names:
                 changed[chain_id] = names
-    if changed and not config.redo_changed:
-        raise PrunelensError(f"{out_dir}: {len(changed)} finished chain(s) came from other rankings "
-                             f"({describe_changes(changed)}); rerun with --redo-changed to cut them again, "
-                             "or choose another --out")  # fmt: skip
+    if not config.redo_changed:
+        refuse_changes(out_dir, changed, "finished chain(s) came from other rankings", "cut them again")
     tokenizer = load_student_tokenizer(config.student_tokenizer)
     new, failed = {keep: [] for keep in keeps}, []
     for keep in keeps:

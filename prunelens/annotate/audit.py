@@ -184,7 +184,7 @@ def run_audit(config: AuditConfig, progress: bool = True, log=log_line) -> Audit
     from prunelens.annotate.run import concurrently
     from prunelens.jobs.run_folder import check_settings, check_writable, record_settings
     from prunelens.core.jsonl import append_jsonl, read_finished
-    from prunelens.core.provenance import InputDigests, changed_sources, describe_changes
+    from prunelens.core.provenance import InputDigests, changed_records, refuse_changes
     from prunelens.core.ranking import load_rankings
 
     keeps = parse_keeps(config.keep)
@@ -203,12 +203,9 @@ def run_audit(config: AuditConfig, progress: bool = True, log=log_line) -> Audit
     sources = {r.id: inputs.sources(r.id) for r in rankings}
     path = out_dir / VERDICTS_NAME
     latest = {(v["id"], v["keep"]): v for v in read_finished(path)}  # a later line of a pair replaces an earlier one
-    changed = {i: names for (i, _), v in latest.items() if i in sources
-               and (names := changed_sources(v.get("sources"), sources[i]))}  # fmt: skip
-    if changed and not config.redo_changed:
-        raise PrunelensError(f"{out_dir}: {len(changed)} chain(s) were judged on other rankings "
-                             f"({describe_changes(changed)}); rerun with --redo-changed to judge them again, or "
-                             "choose another --out")  # fmt: skip
+    changed = changed_records(latest.values(), sources)
+    if not config.redo_changed:
+        refuse_changes(out_dir, changed, "chain(s) were judged on other rankings", "judge them again")
     chat = ChatClient(config)
     settings = {"llm_model": config.llm_model, "server": server_host(config), "prompt_version": PROMPT_VERSION}
     redo = {pair for pair, v in latest.items() if pair[0] in changed or (config.retry_failed and v["status"] != "ok")}

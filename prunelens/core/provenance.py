@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -73,18 +74,27 @@ def changed_sources(saved: dict[str, Any] | None, now: dict[str, Any]) -> list[s
     return sorted(name for name in {*saved, *now} if saved.get(name) != now.get(name))
 
 
+def changed_records(records: Iterable[dict[str, Any]], sources: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """{id: the source names that changed} for each finished record whose id is in ``sources`` (the sources its
+    example has now) and whose saved ``sources`` differ."""
+    return {r["id"]: names for r in records
+            if r.get("id") in sources and (names := changed_sources(r.get("sources"), sources[r["id"]]))}  # fmt: skip
+
+
+def refuse_changes(where: Path, changed: dict[str, list[str]], what: str, redo: str | None = None) -> None:
+    """The one-line refusal of a rerun whose inputs changed: '<where>: N <what> (<changes>)', then how to redo them
+    (``redo``, the --redo-changed action) or that another --out is needed; nothing when ``changed`` is empty."""
+    if changed:
+        fix = f"rerun with --redo-changed to {redo}, or choose another --out" if redo else "choose another --out"
+        raise PrunelensError(f"{where}: {len(changed)} {what} ({describe_changes(changed)}); {fix}")
+
+
 def refuse_changed_examples(records: list[dict[str, Any]], examples, where: Path) -> None:
     """A one-line error when a finished record's example (``sources["example"]``) differs from the example now
     selected under its id: for outputs that are not redone in place (distillation's teacher chains and
     evaluations)."""
-    now = {e.id: e.digest() for e in examples}
-    changed = [r["id"] for r in records if r.get("id") in now
-               and changed_sources({"example": (r.get("sources") or {}).get("example", now[r["id"]])},
-                                   {"example": now[r["id"]]})]  # fmt: skip
-    if changed:
-        described = describe_changes({i: ["example"] for i in changed})
-        raise PrunelensError(f"{where}: {len(changed)} finished question(s) have changed since ({described}); "
-                             "choose another --out")  # fmt: skip
+    now = {e.id: {"example": e.digest()} for e in examples}
+    refuse_changes(where, changed_records(records, now), "finished question(s) have changed since")
 
 
 def describe_changes(changed: dict[str, list[str]], limit: int = 3) -> str:

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from prunelens.core.errors import BadRecordError, PrunelensError
 from prunelens.core.jsonl import append_jsonl, read_finished, write_jsonl
 from prunelens.core.progress import log_line, progress_bar
-from prunelens.core.provenance import InputDigests, changed_sources, describe_changes
+from prunelens.core.provenance import InputDigests, changed_records, describe_changes, refuse_changes
 from prunelens.core.ranking import Ranking, rankings_file
 from prunelens.core.settings import THREADS_HELP, setting
 from prunelens.jobs.ray_executor import process_on_ray
@@ -183,13 +183,10 @@ def run_job(job: Job, progress: bool = True, log=log_line) -> RunSummary:
     sources = {e.id: inputs.sources(e.id, e.digest()) for e in examples}
     records_path = rankings_file(out_dir)
     finished = {record["id"]: record for record in read_finished(records_path)}
-    changed = {i: names for i, now in sources.items()
-               if i in finished and (names := changed_sources(finished[i].get("sources"), now))}  # fmt: skip
+    changed = changed_records(finished.values(), sources)
     if changed:
         if not config.redo_changed:
-            raise PrunelensError(f"{out_dir}: {len(changed)} finished example(s) were computed from other inputs "
-                                 f"({describe_changes(changed)}); rerun with --redo-changed to recompute them, "
-                                 "or choose another --out")  # fmt: skip
+            refuse_changes(out_dir, changed, "finished example(s) were computed from other inputs", "recompute them")
         write_jsonl(records_path, [r for i, r in finished.items() if i not in changed])
         for store in type(job).consolidated_files(out_dir):  # rebuilt by finish; a kill before it must not keep it
             store.unlink(missing_ok=True)
