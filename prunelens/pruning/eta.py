@@ -4,8 +4,9 @@ progress lines inside it.
 Work is counted in token positions pushed through the model. Step t of a chain of n reasoning tokens scores
 n − t candidates; the naive scorer runs each as a full forward (prompt + n − t − 1 reasoning tokens + answer),
 the fast scorer only each candidate's suffix after the shared prefix (about half the reasoning, plus the answer).
-One timed full forward gives the seconds per position before the first step; the steps done so far recalibrate
-it as the chain goes on, so the estimate of what is left improves with every step.
+Greedy's own forward of the whole chain (its base score) gives the seconds per position before the first step;
+the steps done so far recalibrate it as the chain goes on, so the estimate of what is left improves with every
+step.
 """
 
 from __future__ import annotations

@@ -160,6 +160,7 @@ def greedy_prune(
     keep: float = 0.5,
     max_steps: int | None = None,
     on_step: Callable[[int], None] | None = None,
+    on_start: Callable[[float], None] | None = None,
     approximation: Approximation = EXACT,
     predictor: Predictor | None = None,
     screener: Scorer | None = None,
@@ -169,7 +170,8 @@ def greedy_prune(
     Each round scores the remaining tokens' deletions and removes the argmax; ties go to the lowest
     position. Deleting either of two equal adjacent tokens gives the same sequence, so such
     candidates are scored once and share the score (the tie then picks the lower position).
-    ``on_step`` is called with the number of deletions made in each round. Surrogate screening needs
+    ``on_start`` is called with the seconds the whole chain's forward (its base score) took, before the first
+    round; ``on_step`` with the number of deletions made in each round. Surrogate screening needs
     ``predictor`` (e.g. ``prunelens.pruning.surrogate_screen.SurrogatePredictor``) and rounded screening
     ``screener`` (``make_screener``); nothing else takes them. In rounded screening's rows of
     ``candidate_scores`` only the verified candidates have (exact) scores.
@@ -185,6 +187,8 @@ def greedy_prune(
     n = len(reasoning_ids)
     steps = planned_steps(n, keep, max_steps)
     base = float(scorer.score(prompt_ids, [reasoning_ids], answer_ids, objective)[0])
+    if on_start is not None:
+        on_start(time.perf_counter() - started)
     level = base if screener is None else float(screener.score(prompt_ids, [reasoning_ids], answer_ids, objective)[0])
     chain = _Chain(screener or scorer, prompt_ids, list(reasoning_ids), answer_ids, objective, level)
     screen = _Screen(approximation, n, predictor)

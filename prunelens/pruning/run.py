@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -108,8 +107,11 @@ class PruneJob(Job):
 
         config = self.config
         total = planned_steps(len(chain.reasoning_ids), config.keep, config.steps)
-        clock = self.clock(example, chain, total)
-        shown = [clock.elapsed]
+        clock, shown = None, [0.0]
+
+        def on_start(base_seconds: float) -> None:
+            nonlocal clock
+            clock = self.clock(example, chain, total, base_seconds)
 
         def on_step(count: int) -> None:
             bar.update(count)
@@ -123,7 +125,7 @@ class PruneJob(Job):
 
         with tqdm(total=total, desc=example.id, unit="step", leave=False, disable=not (self.progress and interactive())) as bar:
             result = greedy_prune(self.scorer, chain.prompt_ids, chain.reasoning_ids, chain.answer_ids, self.objective,
-                                  config.keep, config.steps, on_step=on_step,
+                                  config.keep, config.steps, on_step=on_step, on_start=on_start,
                                   approximation=config.approximation(), predictor=self.predictor,
                                   screener=self.screener)  # fmt: skip
         ranking = GreedyRanking(
@@ -139,15 +141,13 @@ class PruneJob(Job):
         attrs = {"objective": self.objective.value}
         return Processed(ranking, lambda out: write_part(out, example.id, result.candidate_scores, chain.pieces, attrs))
 
-    def clock(self, example, chain, steps: int) -> StepClock:
-        """The chain's cost model, calibrated on one timed forward; warns before an exact run estimated at over an
-        hour."""
+    def clock(self, example, chain, steps: int, base_seconds: float) -> StepClock:
+        """The chain's cost model, calibrated on greedy's own forward of the whole chain (``base_seconds``); warns
+        before an exact run estimated at over an hour."""
         config = self.config
-        started = time.perf_counter()
-        self.scorer.score(chain.prompt_ids, [chain.reasoning_ids], chain.answer_ids, self.objective)
         positions = len(chain.prompt_ids) + len(chain.reasoning_ids) + len(chain.answer_ids)
         work = step_work(len(chain.reasoning_ids), len(chain.prompt_ids), len(chain.answer_ids), steps, config.scorer)
-        clock = StepClock(work, (time.perf_counter() - started) / max(positions, 1))
+        clock = StepClock(work, base_seconds / max(positions, 1))
         if config.approximation().exact and clock.total() > HOUR:
             self.log(f"warning: {example.id}: {len(chain.reasoning_ids)} reasoning tokens, {steps} exact greedy steps "
                      f"estimated at {duration(clock.total())}; approximate modes are much faster: {APPROXIMATE_MODES}")
