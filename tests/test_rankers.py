@@ -16,6 +16,7 @@ from prunelens.core.registry import RANKERS
 from prunelens.core.ranking import load_rankings
 from prunelens.core.settings import build_config, cli_command
 from prunelens.rankers.run import RankConfig, run_rank
+from prunelens.rankers.surprisal import SurprisalOptions
 from prunelens.rankers.uniform import UniformOptions
 
 CHAINS = [
@@ -165,6 +166,19 @@ def test_surprisal_matches_a_naive_forward(rank, prune_dir, tiny_model_dir):
         assert ranking.reasoning_ids == pruned.reasoning_ids
         np.testing.assert_allclose(ranking.scores, expected, atol=1e-5, rtol=0)
         assert ranking.deletion_order == sorted(range(ranking.n), key=lambda i: (ranking.scores[i], i))
+
+
+def test_reversed_surprisal_removes_the_most_surprising_first(rank, chains, tiny_model_dir):
+    lowest = by_id(rank("low", method="surprisal"))
+    highest = by_id(rank("high", method="surprisal", highest_first=True))
+    for key, ranking in highest.items():
+        np.testing.assert_array_equal(ranking.scores, lowest[key].scores)  # the same forward, the other end first
+        assert ranking.deletion_order == sorted(range(ranking.n), key=lambda i: (-ranking.scores[i], i))
+        assert ranking.deletion_order != lowest[key].deletion_order
+        assert "highest removed first" in ranking.score_meaning and ranking.settings == {"highest_first": True}
+    names = {RankConfig(model=str(tiny_model_dir), chains=chains, method="surprisal",
+                        options=SurprisalOptions(highest_first=flag)).output_dir().name for flag in (False, True)}  # fmt: skip
+    assert len(names) == 2 and any("highest-first" in name for name in names)
 
 
 def test_h2o_from_features_equals_h2o_from_a_backend(rank, features_dir):

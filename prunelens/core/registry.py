@@ -95,7 +95,8 @@ RANKERS.register("h2o", "prunelens.rankers.h2o:H2ORanker",
                  "least received attention first (--features DIR, else computed with --backend)",
                  options="prunelens.rankers.h2o:H2OOptions")  # fmt: skip
 RANKERS.register("surprisal", "prunelens.rankers.surprisal:SurprisalRanker",
-                 "least surprising first: -log p(token | prompt, earlier reasoning) under --model")  # fmt: skip
+                 "least surprising first: -log p(token | prompt, earlier reasoning) under --model (--highest-first "
+                 "reverses it)", options="prunelens.rankers.surprisal:SurprisalOptions")  # fmt: skip
 RANKERS.register("uniform", "prunelens.rankers.uniform:UniformRanker", "seeded random order (--seed)",
                  options="prunelens.rankers.uniform:UniformOptions")  # fmt: skip
 RANKERS.register("truncation", "prunelens.rankers.truncation:TruncationRanker", "from the end: keeps the first ρ")

@@ -1,10 +1,14 @@
-"""Surprisal: remove the least surprising reasoning tokens first, −log p(r_j | q, r_<j) under teacher forcing."""
+"""Surprisal: remove the least surprising reasoning tokens first, −log p(r_j | q, r_<j) under teacher forcing
+(``--highest-first`` reverses it: the most surprising first, a control for Surprisal's own direction)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from prunelens.core.ranked import ranked_by
+from prunelens.core.settings import setting
 from prunelens.rankers.base import Ranker
 
 
@@ -20,14 +24,31 @@ def reasoning_surprisal(model, prompt_ids: list[int], reasoning_ids: list[int]) 
     return (-logprobs).cpu().numpy()
 
 
+@dataclass
+class SurprisalOptions:
+    """Surprisal's own setting: which end of the surprisal order goes first."""
+
+    highest_first: bool = setting(False, "remove the most surprising tokens first (reversed Surprisal)", result=True,
+                                  name="highest-first")  # fmt: skip
+
+
 class SurprisalRanker(Ranker):
-    """One teacher-forced forward per chain under ``--model``; lowest surprisal removed first."""
+    """One teacher-forced forward per chain under ``--model``; lowest surprisal removed first (highest with
+    ``--highest-first``); ties to the lower position either way."""
 
     needs_weights = True
-    score_meaning = "surprisal -log p(token | prompt, earlier reasoning) in nats; lowest removed first"
+
+    def __init__(self, config):
+        super().__init__(config)
+        end = "highest" if self.options.highest_first else "lowest"
+        self.score_meaning = f"surprisal -log p(token | prompt, earlier reasoning) in nats; {end} removed first"
+
+    def settings(self):
+        return {"highest_first": self.options.highest_first}
 
     def start(self, loaded):
         self.model = loaded.model
 
     def rank(self, example, chain):
-        return ranked_by(reasoning_surprisal(self.model, chain.prompt_ids, chain.reasoning_ids))
+        surprisal = reasoning_surprisal(self.model, chain.prompt_ids, chain.reasoning_ids)
+        return ranked_by(surprisal, lowest_first=not self.options.highest_first)
