@@ -92,6 +92,34 @@ def test_known_hits_local_frozen_random_and_another_ranking(tmp_path, hand_run):
     assert column(result, FROZEN).tolist() == [[1.0, 0.5]]  # step 0 puts 9, 8 ahead of 4, 5 among {4..9}
     assert np.allclose(column(result, RANDOM_EXPECTED), [[0.4, 4 / 6]])
     assert column(result, "truncation").tolist() == [[0.0, 0.5]]  # 9, 8, 7, 6 first; 7, 6 are in S
+    # the control: greedy's first deletion of each transition (0, then 4) leaves S and the ranked tokens
+    left_out = {name: result.hits_without_first[:, :, result.rankings.index(name)] for name in result.rankings}
+    assert left_out[LOCAL].tolist() == [[1.0, 1.0]]
+    assert np.allclose(left_out[FROZEN], [[1.0, 1 / 3]])  # among {5..9} step 0 puts 9, 8, 7 first: only 7 is in S
+    assert np.allclose(left_out[RANDOM_EXPECTED], [[3 / 9, 3 / 5]])
+    assert np.allclose(left_out["truncation"], [[0.0, 1 / 3]])
+
+
+def test_leaving_out_the_first_deletion_removes_the_built_in_floor():
+    reference, shares_first_only = list(range(10)), [0, 9, 8, 7, 6, 5, 4, 3, 2, 1]
+    assert hit_at_s(reference, shares_first_only, 10, 1.0, 0.6) == 0.25  # 1/|S| for the shared first choice
+    assert hit_at_s(reference, shares_first_only, 10, 1.0, 0.6, without_first=True) == 0.0
+    assert hit_at_s(reference, reference, 10, 1.0, 0.6, without_first=True) == 1.0
+    assert np.isnan(hit_at_s(reference, reference, 10, 1.0, 0.9, without_first=True))  # |S| = 1: nothing left
+
+
+def test_paired_difference_resamples_examples_with_both_values():
+    rng = np.random.default_rng(0)
+    hits = rng.uniform(size=(40, 2, 2))
+    hits[:, :, 1] = hits[:, :, 0] - 0.1 + rng.normal(0, 0.01, size=(40, 2))  # q trails p by 0.1 in every example
+    hits[3, 0, 1] = np.nan
+    result = RankDynamics([str(i) for i in range(40)], [1.0, 0.9, 0.8], ["p", "q"], hits, hits,
+                          np.ones((40, 2), dtype=int), np.full((40, 2), 10))  # fmt: skip
+    mean, low, high, counts = result.paired_difference("p", "q", seed=0)
+    assert counts.tolist() == [39, 40] and np.allclose(mean, 0.1, atol=0.01)
+    assert np.all(low < mean) and np.all(high > mean) and np.all(high - low < 0.02)  # unpaired would be ~0.2 wide
+    mean_q, *_ = result.paired_difference("q", "p", seed=0)
+    assert np.allclose(mean_q, -mean)
 
 
 def test_local_reads_the_step_where_the_transition_starts(tmp_path):
@@ -166,13 +194,14 @@ def test_bootstrap_interval_contains_the_mean_and_is_seeded():
     rng = np.random.default_rng(0)
     hits = rng.uniform(size=(30, 3, 2))
     hits[0, 1, 0] = np.nan  # a chain with an empty S in one transition is left out of that mean
-    result = RankDynamics([str(i) for i in range(30)], [1.0, 0.9, 0.8, 0.7], ["p", "q"], hits,
+    result = RankDynamics([str(i) for i in range(30)], [1.0, 0.9, 0.8, 0.7], ["p", "q"], hits, hits[::-1],
                           np.ones((30, 3), dtype=int), np.full((30, 3), 10))  # fmt: skip
     mean, low, high = result.summary(seed=1)
     assert np.allclose(mean, np.nanmean(hits, axis=0))
     assert np.all(low < mean) and np.all(mean < high) and np.all(high - low < 0.5)
     assert all(np.array_equal(a, b) for a, b in zip(result.summary(seed=1), (mean, low, high)))
     assert not np.array_equal(result.summary(seed=2)[1], low)
+    assert np.allclose(result.summary(seed=1, without_first=True)[0], np.nanmean(hits[::-1], axis=0))
 
 
 @pytest.fixture(scope="module")
@@ -219,8 +248,10 @@ def test_tiny_model_end_to_end_with_save_load_table_and_figure(tmp_path, tiny_ru
     saved = RankDynamics.load(result.save(tmp_path / "dyn.nc"))
     for name in ("ids", "keeps", "rankings", "meta"):
         assert getattr(saved, name) == getattr(result, name)
-    for name in ("hits", "removed", "present"):
+    for name in ("hits", "hits_without_first", "removed", "present"):
         assert np.array_equal(getattr(saved, name), getattr(result, name), equal_nan=True)
+    # without its first deletion, a transition that removes one token has nothing left to hit
+    assert np.isnan(result.hits_without_first[result.removed == 1]).all()
     with pytest.raises(PrunelensError, match="no such rank-dynamics file"):
         RankDynamics.load(tmp_path / "missing.nc")
 

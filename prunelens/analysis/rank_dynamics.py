@@ -15,6 +15,11 @@ present at ρ (``compare.hit_at_s``, which does that restriction). The rankings 
 
 At ρ = 1.0 local and frozen are the same ranking. Transitions that remove no token of a chain (S empty)
 leave a NaN for that chain and are left out of its means.
+
+Control: the local ranking's first choice *is* greedy's first deletion of the transition, so local scores at
+least 1/|S| by construction. Every Hit@|S| is therefore also computed with that first deletion left out of S
+and of every ranking (``hits_without_first``; random expected (|S| − 1) / (present − 1)); a transition that
+removes one token then has nothing left to hit (NaN).
 """
 
 from __future__ import annotations
@@ -50,14 +55,15 @@ def score_order(scores: Sequence[float]) -> list[int]:
 
 
 def chain_hits(greedy: GreedyRanking, candidate_scores: np.ndarray, others: Sequence[Ranking], keeps: Sequence[float],
-               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """One chain's Hit@|S| per transition of ``keeps`` (rows) and ranking (``BUILT_IN``, then ``others``),
-    |S| and the tokens present at each transition's start. ``candidate_scores`` is the run's
-    (step, position) table for this chain; ``rng`` draws the random permutation."""
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """One chain's Hit@|S| per transition of ``keeps`` (rows) and ranking (``BUILT_IN``, then ``others``), the
+    same with each transition's first deletion left out, |S| and the tokens present at each transition's
+    start. ``candidate_scores`` is the run's (step, position) table for this chain; ``rng`` draws the random
+    permutation."""
     n, order = greedy.n, greedy.deletion_order
     draw = [int(p) for p in rng.permutation(n)]
     frozen = _scores_at(greedy, candidate_scores, 1.0)
-    hits = np.full((len(keeps) - 1, len(BUILT_IN) + len(others)), np.nan)
+    hits = np.full((2, len(keeps) - 1, len(BUILT_IN) + len(others)), np.nan)
     removed = np.zeros(len(keeps) - 1, dtype=np.int64)
     present = np.zeros(len(keeps) - 1, dtype=np.int64)
     for index, (high, low) in enumerate(pairwise(keeps)):
@@ -66,10 +72,14 @@ def chain_hits(greedy: GreedyRanking, candidate_scores: np.ndarray, others: Sequ
         if not removed[index]:
             continue
         local = _scores_at(greedy, candidate_scores, high)
-        hits[index] = [hit_at_s(order, local, n, high, low), hit_at_s(order, frozen, n, high, low),
-                       removed[index] / present[index], hit_at_s(order, draw, n, high, low),
-                       *(hit_at_s(order, other.deletion_order, n, high, low) for other in others)]  # fmt: skip
-    return hits, removed, present
+        orders = [local, frozen, None, draw, *(other.deletion_order for other in others)]
+        for variant, without_first in enumerate((False, True)):
+            left_out = int(without_first)
+            expected = (removed[index] - left_out) / (present[index] - left_out) if removed[index] > left_out else np.nan
+            hits[variant, index] = [expected if ranking is None else
+                                    hit_at_s(order, ranking, n, high, low, without_first=without_first)
+                                    for ranking in orders]  # fmt: skip
+    return hits[0], hits[1], removed, present
 
 
 def _scores_at(greedy: GreedyRanking, candidate_scores: np.ndarray, keep: float) -> list[int]:
@@ -85,13 +95,15 @@ def _scores_at(greedy: GreedyRanking, candidate_scores: np.ndarray, keep: float)
 
 @dataclass
 class RankDynamics:
-    """Hit@|S| per example × transition × ranking (NaN where S is empty), with |S| and the tokens present
-    at each transition's start (example × transition). Transitions are consecutive pairs of ``keeps``."""
+    """Hit@|S| per example × transition × ranking (NaN where S is empty), the same with each transition's first
+    deletion left out (``hits_without_first``), |S| and the tokens present at each transition's start (example ×
+    transition). Transitions are consecutive pairs of ``keeps``."""
 
     ids: list[str]
     keeps: list[float]
     rankings: list[str]
     hits: np.ndarray
+    hits_without_first: np.ndarray
     removed: np.ndarray
     present: np.ndarray
     meta: dict = field(default_factory=dict)
@@ -100,33 +112,56 @@ class RankDynamics:
     def transitions(self) -> list[tuple[float, float]]:
         return list(pairwise(self.keeps))
 
-    def summary(self, seed: int = 0, resamples: int = 2000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def values(self, without_first: bool = False) -> np.ndarray:
+        """Hit@|S| as defined, or with each transition's first deletion left out."""
+        return self.hits_without_first if without_first else self.hits
+
+    def summary(self, seed: int = 0, resamples: int = 2000, without_first: bool = False):
         """Mean Hit@|S| over examples and its 95% percentile bootstrap interval (``bootstrap_interval``: a cell's
         examples resampled with replacement, from ``seed``): three (transition, ranking) arrays. Examples whose S
         is empty are left out of a cell; NaN where no example removed a token."""
+        hits = self.values(without_first)
         rng = np.random.default_rng(seed)
-        mean, low, high = (np.full(self.hits.shape[1:], np.nan) for _ in range(3))
-        for cell in np.ndindex(*self.hits.shape[1:]):
-            values = self.hits[(slice(None), *cell)]
+        mean, low, high = (np.full(hits.shape[1:], np.nan) for _ in range(3))
+        for cell in np.ndindex(*hits.shape[1:]):
+            values = hits[(slice(None), *cell)]
             values = values[np.isfinite(values)]
             if len(values):
                 mean[cell] = values.mean()
                 low[cell], high[cell] = bootstrap_interval((values,), np.mean, resamples=resamples, rng=rng)
         return mean, low, high
 
-    def table(self, seed: int = 0) -> str:
+    def paired_difference(self, first: str, second: str, seed: int = 0, resamples: int = 2000,
+                          without_first: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+        """Mean over examples of Hit@|S|(``first``) − Hit@|S|(``second``) per transition, its 95% paired bootstrap
+        interval (the per-example differences resampled) and the number of examples with both values: four
+        per-transition arrays (NaN mean where no example has both)."""
+        hits = self.values(without_first)
+        differences = hits[:, :, self.rankings.index(first)] - hits[:, :, self.rankings.index(second)]
+        rng = np.random.default_rng(seed)
+        mean, low, high = (np.full(differences.shape[1], np.nan) for _ in range(3))
+        counts = np.isfinite(differences).sum(axis=0)
+        for index in range(differences.shape[1]):
+            values = differences[np.isfinite(differences[:, index]), index]
+            if len(values):
+                mean[index] = values.mean()
+                low[index], high[index] = bootstrap_interval((values,), np.mean, resamples=resamples, rng=rng)
+        return mean, low, high, counts
+
+    def table(self, seed: int = 0, without_first: bool = False) -> str:
         """A Markdown table: one row per transition, mean Hit@|S| (95% CI) per ranking."""
         from prunelens.report import markdown_table
 
-        mean, low, high = self.summary(seed)
+        mean, low, high = self.summary(seed, without_first=without_first)
+        hits = self.values(without_first)
         rows = []
         for index, (start, end) in enumerate(self.transitions):
-            counted = self.removed[:, index] > 0
-            size = f"{self.removed[counted, index].mean():.1f}" if counted.any() else "–"
+            counted = np.isfinite(hits[:, index, 0])
+            size = f"{self.removed[counted, index].mean() - without_first:.1f}" if counted.any() else "–"
             cells = [f"{m:.2f} ({lo:.2f}–{hi:.2f})" if np.isfinite(m) else "–"
                      for m, lo, hi in zip(mean[index], low[index], high[index])]  # fmt: skip
             rows.append([f"{start:g} → {end:g}", int(counted.sum()), size, *cells])
-        return markdown_table(["ρ → ρ′", "examples", "tokens removed (mean)", *self.rankings], rows)
+        return markdown_table(["ρ → ρ′", "examples", "|S| (mean)", *self.rankings], rows)
 
     def figure(self, path: Path, title: str | None = None, seed: int = 0) -> Path:
         """Hit@|S| against the keep fraction where each transition starts, one line per ranking; local, frozen
@@ -154,6 +189,7 @@ class RankDynamics:
         starts, ends = zip(*self.transitions)
         data = xr.Dataset(
             {"hit": (("example", "transition", "ranking"), self.hits),
+             "hit_without_first": (("example", "transition", "ranking"), self.hits_without_first),
              "removed": (("example", "transition"), self.removed),
              "present": (("example", "transition"), self.present)},
             coords={"example": list(self.ids), "ranking": list(self.rankings), "transition": np.arange(len(starts)),
@@ -176,7 +212,7 @@ class RankDynamics:
             keeps = [*(float(v) for v in data["keep_start"].values), float(data["keep_end"].values[-1])]
             return cls(ids=[str(v) for v in data["example"].values], keeps=keeps,
                        rankings=[str(v) for v in data["ranking"].values], hits=data["hit"].values,
-                       removed=data["removed"].values, present=data["present"].values,
+                       hits_without_first=data["hit_without_first"].values, removed=data["removed"].values, present=data["present"].values,
                        meta=json.loads(data.attrs["meta"]))  # fmt: skip
 
 
@@ -204,7 +240,7 @@ def rank_dynamics(pruning: Path, others: Mapping[str, Path] | None = None, keeps
         raise PrunelensError(f"ranking label {clash[0]!r} is taken by a built-in ranking; choose another")
     other_rankings = {label: {r.id: r for r in load_rankings(folder)} for label, folder in others.items()}
     rng = np.random.default_rng(seed)
-    hits, removed, present = [], [], []
+    hits, hits_without_first, removed, present = [], [], [], []
     with open_scores(pruning) as store:
         row_of = {str(example): index for index, example in enumerate(store["example"].values)}
         for ranking in greedy:
@@ -213,13 +249,13 @@ def rank_dynamics(pruning: Path, others: Mapping[str, Path] | None = None, keeps
             table = store["candidate_scores"][row_of[ranking.id]].values
             chain = chain_hits(ranking, table, [_same_chain(ranking, label, by_id, others[label])
                                                 for label, by_id in other_rankings.items()], keeps, rng)  # fmt: skip
-            for values, out in zip(chain, (hits, removed, present)):
+            for values, out in zip(chain, (hits, hits_without_first, removed, present)):
                 out.append(values)
     first = greedy[0]
     meta = {"pruning": str(pruning), "model": first.model, "objective": first.objective, "seed": seed,
             "others": {label: str(folder) for label, folder in others.items()}}  # fmt: skip
-    return RankDynamics([r.id for r in greedy], keeps, [*BUILT_IN, *others], np.stack(hits), np.stack(removed),
-                        np.stack(present), meta)  # fmt: skip
+    return RankDynamics([r.id for r in greedy], keeps, [*BUILT_IN, *others], np.stack(hits),
+                        np.stack(hits_without_first), np.stack(removed), np.stack(present), meta)  # fmt: skip
 
 
 def _checked_keeps(greedy: Sequence[GreedyRanking], keeps: Sequence[float] | None) -> list[float]:

@@ -16,15 +16,22 @@ def removed_between(order: Sequence[int], n: int, high: float, low: float) -> se
     return set(order[n - n_keep(n, high) : n - n_keep(n, low)])
 
 
-def hit_at_s(reference: Sequence[int], other: Sequence[int], n: int, high: float, low: float) -> float:
+def hit_at_s(reference: Sequence[int], other: Sequence[int], n: int, high: float, low: float, *,
+             without_first: bool = False) -> float:  # fmt: skip
     """Hit@|S| of ``other``'s deletion order used as a ranking, as docs/design.md defines it for rankings:
     S = the reference's deletions while the keep fraction falls from ``high`` to ``low``; among the
     tokens the reference still has at ``high``, the |S| that ``other`` deletes first (ties and
-    never-deleted tokens by position); the share of S they cover (NaN if S is empty)."""
+    never-deleted tokens by position); the share of S they cover (NaN if S is empty).
+    ``without_first`` leaves the reference's first deletion of the band out of S and out of the tokens
+    ranked: a ranking that shares only that first choice with the reference then scores 0, not 1/|S|."""
+    start = n - n_keep(n, high)
     target = removed_between(reference, n, high, low)
+    if without_first and target:
+        target.discard(reference[start])
+        start += 1
     if not target:
         return float("nan")
-    gone = set(reference[: n - n_keep(n, high)])
+    gone = set(reference[:start])
     ranks = deletion_ranks(other, n)
     still = sorted((p for p in range(n) if p not in gone), key=lambda p: (ranks[p], p))
     return len(set(still[: len(target)]) & target) / len(target)
