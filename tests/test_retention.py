@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import load_experiment
 
-from prunelens.analysis.retention import category_retention
-from prunelens.annotate.labels import Annotation, tokens_digest
+from prunelens.analysis.retention import RetentionCounts, area_table, area_tests, category_retention, holm
+from prunelens.annotate.labels import CATEGORIES, Annotation, tokens_digest
 from prunelens.core.errors import PrunelensError
 from prunelens.core.ranking import Ranking
 
@@ -124,6 +124,54 @@ def test_bad_labels_are_refused():
         category_retention(rankings, ANNOTATIONS, keeps=[1.0, 1.5])
     with pytest.raises(PrunelensError, match="no ranking has usable labels"):
         category_retention({"truncation": truncation(("d",))}, ANNOTATIONS)
+
+
+def test_relative_area_measures_against_the_tokens_outside_the_biggest_category(tmp_path):
+    # S S G E, greedy-like: G, then E, then the SymbMath tokens; SymbMath (2 of 4) is the biggest category
+    labels = {"s": annotation("s", 4, ["SymbMath", "SymbMath", "Grammar", "EntName"])}
+    counts = RetentionCounts.from_rankings({"m": [ranking("s", 4, [2, 3, 1, 0])]}, labels, keeps=[1.0, 0.5, 0.0])
+    assert counts.dominant() == "SymbMath" and counts.tokens.tolist() == [[2, 0, 0, 1, 0, 1]]
+    raw, relative = counts.chain_areas("raw")[0, 0], counts.chain_areas("relative")[0, 0]
+    symb, entname, grammar = (CATEGORIES.index(c) for c in ("SymbMath", "EntName", "Grammar"))
+    # raw: SymbMath [1, 1, 0] and Grammar [1, 0, 0] against uniform [1, 0.5, 0]
+    assert raw[symb] == pytest.approx(0.25) and raw[grammar] == pytest.approx(-0.25) == raw[entname]
+    # relative: Grammar against the non-SymbMath tokens [1, 0, 0]; SymbMath against all its other tokens
+    assert relative[grammar] == pytest.approx(0.0) == relative[entname] and relative[symb] == pytest.approx(0.5)
+    assert np.isnan(raw[CATEGORIES.index("CoRef")])
+    loaded = RetentionCounts.load(counts.save(tmp_path / "counts.nc"))
+    assert (loaded.ids, loaded.methods, loaded.keeps, loaded.skipped) == (["s"], ["m"], [1.0, 0.5, 0.0], {"m": 0})
+    assert np.array_equal(loaded.kept, counts.kept, equal_nan=True) and np.array_equal(loaded.tokens, counts.tokens)
+    with pytest.raises(PrunelensError, match="unknown retention measure 'odds'"):
+        counts.chain_areas("odds")
+
+
+def test_the_counterweight_of_a_kept_big_category_is_not_read_as_under_retention():
+    # 40 chains: 10 SymbMath, 6 Grammar, 4 EntName shuffled; the method removes every non-SymbMath token first, in
+    # an order blind to Grammar versus EntName, then SymbMath
+    rng = np.random.default_rng(1)
+    chains, labels = [], {}
+    for i in range(40):
+        tags = list(rng.permutation(["SymbMath"] * 10 + ["Grammar"] * 6 + ["EntName"] * 4))
+        others = [p for p in rng.permutation(20) if tags[p] != "SymbMath"]
+        chains.append(ranking(f"c{i}", 20, [int(p) for p in others] + [p for p in range(20) if tags[p] == "SymbMath"]))
+        labels[f"c{i}"] = annotation(f"c{i}", 20, [str(t) for t in tags])
+    counts = RetentionCounts.from_rankings({"m": chains}, labels, keeps=GRID)
+    raw = {t.category: t for t in area_tests(counts, "raw", resamples=2000)}
+    relative = {t.category: t for t in area_tests(counts, "relative", resamples=2000)}
+    assert raw["Grammar"].verdict == "under-retained" and raw["EntName"].verdict == "under-retained"
+    assert relative["Grammar"].verdict == "not distinguishable from its baseline"
+    assert relative["Grammar"].low < 0 < relative["Grammar"].high
+    assert relative["SymbMath"].verdict == "over-retained" and relative["SymbMath"].chains == 40
+    assert {t.level for t in raw.values()} == {1 - 0.05 / 3, 1 - 0.05 / 2, 1 - 0.05}  # three categories, Holm
+    table = area_table(list(raw.values()))
+    assert table.splitlines()[2].startswith("| m | +") and "*" in table and "| – |" in table  # no CoRef
+
+
+def test_holm_adjusts_step_down_and_gives_each_rank_its_level():
+    adjusted, levels = holm([0.01, 0.04, 0.03])
+    assert adjusted == pytest.approx([0.03, 0.06, 0.06])  # 3 × 0.01; 2 × 0.03; max(0.06, 0.04)
+    assert levels == pytest.approx([1 - 0.05 / 3, 0.95, 1 - 0.05 / 2])
+    assert holm([0.5, 0.9])[0] == pytest.approx([1.0, 1.0])
 
 
 def test_experiment_script_creates_then_reuses_its_runs(tmp_path, tiny_model_dir, monkeypatch):
