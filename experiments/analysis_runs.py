@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BASELINES = ("h2o", "surprisal", "uniform", "truncation")
+# baselines that are another ranker's variant: {folder name: (method, its options, flat)}
+VARIANTS = {"surprisal-reversed": ("surprisal", {"highest_first": True})}
 KEEP = 0.1
 
 
@@ -77,6 +79,15 @@ def describe(preset: str, count: int | None = None, model: str | None = None) ->
             f"pruning (fast scorer) to keep {KEEP:g}")  # fmt: skip
 
 
+def run_folder(preset: str, runs_dir: Path, count: int | None = None, model: str | None = None) -> Path:
+    """The folder holding a preset's runs (``-n<count>`` and ``-<model>`` where those override the preset)."""
+    from prunelens.core.settings import folder_name
+
+    name = "-".join([preset, *([f"n{count}"] if count is not None else []),
+                     *([folder_name(model)] if model is not None else [])])  # fmt: skip
+    return Path(runs_dir) / name
+
+
 def ensure_runs(preset: str = "cpu", objectives=("joint",), baselines=BASELINES, threads: int = 1,
                 runs_dir: Path = Path("runs/analyses"), *, count: int | None = None, model: str | None = None,
                 progress: bool = True) -> dict[str, Path]:  # fmt: skip
@@ -84,20 +95,20 @@ def ensure_runs(preset: str = "cpu", objectives=("joint",), baselines=BASELINES,
     a preset; returns {name: run folder}. ``count`` and ``model`` override the preset's (smoke runs)."""
     from prunelens.pruning.run import PruneConfig, run_pruning
     from prunelens.rankers.run import RankConfig, run_rank
-    from prunelens.core.settings import folder_name
+    from prunelens.core.settings import build_config
 
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    name = "-".join([preset, *([f"n{count}"] if count is not None else []),
-                     *([folder_name(model)] if model is not None else [])])  # fmt: skip
-    folder = Path(runs_dir) / name
+    folder = run_folder(preset, runs_dir, count, model)
     common = dict(selection(preset, count, model), threads=threads)
     runs = {}
     for objective in objectives:
         out = folder / f"greedy-{objective}"
         runs[out.name] = run_pruning(PruneConfig(**common, objective=objective, keep=KEEP, out=out), progress).out_dir
-    for method in baselines:
-        runs[method] = run_rank(RankConfig(**common, method=method, out=folder / method), progress).out_dir
+    for name in baselines:
+        method, options = VARIANTS.get(name, (name, {}))
+        config = build_config(RankConfig, {**common, "method": method, **options, "out": folder / name})
+        runs[name] = run_rank(config, progress).out_dir
     return runs
 
 
@@ -107,7 +118,8 @@ def add_run_options(parser) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     parser.add_argument("--count", type=int, default=None, help="chains (default: the preset's)")
     parser.add_argument("--model", default=None, help="pruner (default: the preset's)")
-    parser.add_argument("--baselines", nargs="*", default=list(BASELINES))
+    parser.add_argument("--baselines", nargs="*", default=list(BASELINES),
+                        help=f"ranker names, or a variant: {', '.join(VARIANTS)}")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/analyses"))
     parser.add_argument("--out-dir", type=Path, default=Path("results"))

@@ -10,10 +10,15 @@ from prunelens.core.jsonl import write_atomic
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A GitHub-flavoured Markdown table; cells are written with ``str`` (format numbers before)."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    """A GitHub-flavoured Markdown table; cells are written with ``str`` (format numbers before), a ``|`` inside a
+    cell escaped so that it cannot split the cell."""
+    lines = ["| " + " | ".join(_cell(name) for name in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|")
 
 
 def write_report(path, text: str) -> None:

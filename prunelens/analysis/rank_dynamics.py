@@ -161,21 +161,25 @@ class RankDynamics:
             cells = [f"{m:.2f} ({lo:.2f}–{hi:.2f})" if np.isfinite(m) else "–"
                      for m, lo, hi in zip(mean[index], low[index], high[index])]  # fmt: skip
             rows.append([f"{start:g} → {end:g}", int(counted.sum()), size, *cells])
-        return markdown_table(["ρ → ρ′", "examples", "|S| (mean)", *self.rankings], rows)
+        return markdown_table(["ρ → ρ′", "examples", "mean |S|", *self.rankings], rows)
 
     def figure(self, path: Path, title: str | None = None, seed: int = 0) -> Path:
-        """Hit@|S| against the keep fraction where each transition starts, one line per ranking; local, frozen
-        and the random expectation (dashed) with 95% CI bands, the random draw dotted. Saves a PNG."""
+        """Hit@|S| against the keep fraction where each transition starts, one line per ranking, in two panels:
+        as defined, and with each transition's first deletion left out. Local, frozen and the random expectation
+        (dashed) with 95% CI bands, the random draw dotted. Saves a PNG."""
         from prunelens.plots import Curve, curves_figure
 
-        mean, low, high = self.summary(seed)
         x = [start for start, _ in self.transitions]
         styles = {RANDOM_EXPECTED: "--", RANDOM_DRAW: ":"}
         banded = (LOCAL, FROZEN, RANDOM_EXPECTED)  # more bands would hide each other
-        curves = [Curve(name, x, mean[:, j], *((low[:, j], high[:, j]) if name in banded else (None, None)),
-                        styles.get(name, "-")) for j, name in enumerate(self.rankings)]  # fmt: skip
-        panel = f"{self.meta.get('model', '')}, objective {self.meta.get('objective', '')}, {len(self.ids)} chains"
-        return curves_figure({panel: curves}, path, title=title or "Rank dynamics of greedy pruning",
+        setup = f"{self.meta.get('model', '')}, objective {self.meta.get('objective', '')}, {len(self.ids)} chains"
+        panels = {}
+        for without_first, variant in ((False, "as defined"), (True, "first deletion left out")):
+            mean, low, high = self.summary(seed, without_first=without_first)
+            panels[f"{setup}: {variant}"] = [
+                Curve(name, x, mean[:, j], *((low[:, j], high[:, j]) if name in banded else (None, None)),
+                      styles.get(name, "-")) for j, name in enumerate(self.rankings)]  # fmt: skip
+        return curves_figure(panels, path, title=title or "Rank dynamics of greedy pruning",
                              xlabel="keep fraction ρ where the transition ρ → ρ′ starts",
                              ylabel="Hit@|S| for greedy's deletions in ρ → ρ′", invert_x=True,
                              ylim=(0.0, 1.05))  # fmt: skip
@@ -217,13 +221,19 @@ class RankDynamics:
 
 
 def rank_dynamics(pruning: Path, others: Mapping[str, Path] | None = None, keeps: Sequence[float] | None = None,
-                  seed: int = 0) -> RankDynamics:  # fmt: skip
+                  seed: int = 0, ids: Sequence[str] | None = None) -> RankDynamics:  # fmt: skip
     """Hit@|S| of the local, frozen and random rankings, and of ``others`` ({label: rankings folder}, each
     ranking every chain of the run over the same tokens), for each transition of ``keeps`` (default:
-    ``keep_grid`` of the run) of an exact `prunelens prune` run."""
+    ``keep_grid`` of the run) of an exact `prunelens prune` run: all its finished chains, or those of ``ids``
+    (a run still going is read as far as it got)."""
     from prunelens.pruning.store import open_scores
 
     greedy = load_rankings(pruning)
+    if ids is not None:
+        missing = sorted(set(ids) - {r.id for r in greedy})
+        if missing:
+            raise PrunelensError(f"record {missing[0]!r}: no finished ranking in {pruning}")
+        greedy = [r for r in greedy if r.id in set(ids)]
     if not greedy:
         raise PrunelensError(f"{pruning}: no finished rankings")
     for ranking in greedy:

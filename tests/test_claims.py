@@ -1,0 +1,72 @@
+"""Claim tests: the verdict rule on values with known answers, then the paper-claims script end to end on the tiny
+model (export with --prune, then the report from the exported data alone)."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import load_experiment
+
+from prunelens.analysis.claims import ABOVE, BELOW, MIN_EXAMPLES, NEAR_ZERO, ClaimTest, claims_table, evaluate_claims
+
+
+def claim(direction, target=40):
+    return ClaimTest("§0", "a claim", "Fig. 0", "m", "a measure", direction, 0, target, float("nan"))
+
+
+def evaluated(*pairs):
+    return evaluate_claims([(claim(direction, *rest), values) for direction, values, *rest in pairs], resamples=4000)
+
+
+def test_directional_claims_hold_contradict_or_stay_inconclusive():
+    rng = np.random.default_rng(0)
+    up, down, flat = rng.normal(0.3, 0.1, 40), rng.normal(-0.3, 0.1, 40), rng.normal(0.0, 0.1, 40)
+    verdicts = [c.verdict for c in evaluated((ABOVE, up), (BELOW, up), (BELOW, down), (ABOVE, flat))]
+    assert verdicts == ["holds", "contradicts", "holds", "inconclusive"]
+
+
+def test_near_zero_claims_need_the_whole_interval_inside_the_margin():
+    rng = np.random.default_rng(1)
+    tight, wide, off = rng.normal(0.0, 0.02, 60), rng.normal(0.0, 0.4, 60), rng.normal(0.2, 0.05, 60)
+    verdicts = [c.verdict for c in evaluated((NEAR_ZERO, tight), (NEAR_ZERO, wide), (NEAR_ZERO, off))]
+    assert verdicts == ["holds", "inconclusive", "contradicts"]
+
+
+def test_holm_family_levels_few_examples_and_provisional_verdicts():
+    rng = np.random.default_rng(2)
+    few = rng.normal(1.0, 0.1, MIN_EXAMPLES - 1)
+    claims = evaluated((ABOVE, rng.normal(0.3, 0.1, 30), 96), (ABOVE, few),
+                       (ABOVE, np.r_[rng.normal(0.3, 0.1, 30), np.nan], 30))
+    first, small, third = claims
+    assert first.verdict == "holds (provisional)" and third.n == 30 and third.verdict == "holds"
+    assert small.verdict == f"no verdict (fewer than {MIN_EXAMPLES} chains)" and np.isnan(small.p_holm)
+    assert sorted([first.level, third.level]) == pytest.approx([0.95, 1 - 0.05 / 2])  # a family of two, not three
+    assert first.low < first.estimate < first.high
+    table = claims_table(claims)
+    assert table.count("\n") == 4 and "| 0.3" not in table and "no verdict" in table
+
+
+@pytest.mark.slow
+def test_paper_claims_script_exports_then_reports_from_the_data_alone(tmp_path, tiny_model_dir, monkeypatch):
+    module = load_experiment("paper_claims", monkeypatch)
+    data, out = tmp_path / "data", tmp_path / "out"
+    module.main(["export", "--prune", "--models", "smollm2-135m", "--model", str(tiny_model_dir), "--count", "2",
+                 "--runs-dir", str(tmp_path / "runs"), "--data", str(data), "--quiet"])  # fmt: skip
+    exported = data / "smollm2-135m"
+    assert sorted(p.name for p in exported.iterdir()) == ["rank_dynamics.nc", "rank_dynamics_grid0.2.nc",
+                                                          "retention.nc", "runs.json"]  # fmt: skip
+    summary = json.loads((exported / "runs.json").read_text())
+    assert summary["target"] == 2 and summary["runs"]["greedy-joint"]["chains"] == 2
+    assert set(summary["runs"]) == {"greedy-joint", "greedy-answer", *module.BASELINES}
+    module.main(["--models", "smollm2-135m", "gemma3-270m", "--data", str(data), "--out-dir", str(out)])
+    report = (out / "paper_claims.md").read_text()
+    for text in ("**Verdict rule.**", "local rankings predict greedy's next deletions", "SymbMath is over-retained",
+                 "Ans moves CoRef closer to uniform than Joint", "first deletion left out", "surprisal-reversed",
+                 "Relative area", "No exported data in", "## Not testable on these machines", "Tracked by issue 23",
+                 "| smollm2-135m | greedy-joint | 2 |"):  # fmt: skip
+        assert text in report, text
+    assert "no verdict (fewer than 10 chains)" in report and "| holds" not in report  # two chains: no verdicts
+    assert (out / "paper_claims_smollm2-135m_rank_dynamics.png").read_bytes()[:4] == b"\x89PNG"
+    first = report.split("This report:")[0]
+    module.main(["--models", "smollm2-135m", "gemma3-270m", "--data", str(data), "--out-dir", str(out)])
+    assert (out / "paper_claims.md").read_text().split("This report:")[0] == first  # the same data, the same report
