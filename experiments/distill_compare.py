@@ -13,7 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
-from prunelens.distill.report import table
+from prunelens.distill.report import comparisons_text, table
 from prunelens.distill.run import load_distill_config, run_distill
 from prunelens.core.errors import PrunelensError
 from prunelens.core.jsonl import read_finished
@@ -62,14 +62,14 @@ def main(argv=None):
         shutil.copyfile(figure, args.results / "distill_compare.png")
     command = f"python experiments/distill_compare.py --preset {args.preset}" + (
         f" --config {args.config}" if args.config else "")  # fmt: skip
-    planned = int(config.zero_shot) + int(config.full) + len(config.methods) * len(config.keeps)
+    planned = int(config.zero_shot) + len(config.seeds) * (int(config.full) + len(config.methods) * len(config.keeps))
     partial = (f"**Partial: {len(rows)} of {planned} students evaluated so far**; the run resumes with the same command."
                if len(rows) < planned else "")  # fmt: skip
     write_report(args.results / "distill_compare.md", "\n\n".join(part for part in [
         f"# Distillation at matched reasoning length ({args.preset} preset)", partial,
         f"Command: `{command}`; run folder `{out}`. Settings: "
         f"`{json.dumps({k: v for k, v in vars(config).items() if k != 'out'}, default=str)}`.",
-        table(rows), "![students](distill_compare.png)" if figure.exists() else "",
+        table(rows), comparisons_text(out, rows), "![students](distill_compare.png)" if figure.exists() else "",
         "## Wall time per stage", stage_times(out)] if part) + "\n")  # fmt: skip
 
 if __name__ == "__main__":

@@ -224,7 +224,8 @@ _register_distill_commands()
 @distill_app.command("run")
 def distill_run(
     config: Annotated[Path | None, typer.Argument(help="TOML or JSON file on top of the preset")] = None,
-    preset: Annotated[str, typer.Option(help="cpu: this machine's scale | paper: the paper's GPU settings")] = "cpu",
+    preset: Annotated[str, typer.Option(help="cpu: this machine's scale | claims: three seeds, more chains and "
+                                             "steps (hours here) | paper: the paper's GPU settings")] = "cpu",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads for every stage")] = None,
     dry_run: Annotated[bool, typer.Option(help="print the resolved settings and stop")] = False,
 ):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from conftest import interrupt_on_call, load_experiment
 from typer.testing import CliRunner
@@ -64,7 +65,8 @@ def test_pipeline_runs_every_stage_and_resumes_after_a_kill(tmp_path, tiny_model
     assert [r["student"] for r in saved] == [r.student for r in results]
     assert all(r["n"] == 3 and 0 <= r["accuracy"] <= 1 for r in saved)
     assert saved[2]["train_chains"] == 4 and saved[2]["mean_train_tokens"] > 0
-    assert "| greedy-joint-keep0.5 | greedy-joint | 0.5 | 4 |" in (out / "results.md").read_text()
+    assert "| greedy-joint-keep0.5 | greedy-joint | 0.5 | 0 | 4 |" in (out / "results.md").read_text()
+    assert "## Paired comparisons with greedy-joint" in (out / "results.md").read_text()
     assert (out / "results.png").stat().st_size > 1000
     stages = [json.loads(line) for line in (out / "stages.jsonl").read_text().splitlines()]
     assert {"stage": "train full", "complete_before": True} in [{k: s[k] for k in ("stage", "complete_before")}
@@ -73,11 +75,45 @@ def test_pipeline_runs_every_stage_and_resumes_after_a_kill(tmp_path, tiny_model
     experiment = load_experiment("distill_compare", monkeypatch)  # its report, from the finished run
     experiment.main(["--config", str(config_path), "--results", str(tmp_path / "results"), "--report-only"])
     report = (tmp_path / "results" / "distill_compare.md").read_text()
-    assert "| truncation-keep0.5 | truncation | 0.5 | 4 |" in report and "Partial" not in report
+    assert "| truncation-keep0.5 | truncation | 0.5 | 0 | 4 |" in report and "Partial" not in report
     assert "| train full |" in report and (tmp_path / "results" / "distill_compare.png").stat().st_size > 1000
     (out / "results.jsonl").write_text("".join(line + "\n" for line in (out / "results.jsonl").read_text().splitlines()[:2]))
     experiment.main(["--config", str(config_path), "--results", str(tmp_path / "results"), "--report-only"])
     assert "Partial: 2 of 5 students" in (tmp_path / "results" / "distill_compare.md").read_text()
+
+    # a second seed: seed 0's students are reused, every other student is trained again with seed 1
+    trainers.clear()
+    config.seeds = [0, 1]
+    results = run_distill(config, log=lambda line: None)
+    assert len(trainers) == 4 and [r.seed for r in results].count(1) == 4
+    assert [r.student for r in results if r.seed == 1] == ["full-seed1", "greedy-joint-keep0.5-seed1",
+                                                           "uniform-keep0.5-seed1", "truncation-keep0.5-seed1"]  # fmt: skip
+    assert json.loads((out / "students" / "uniform-keep0.5-seed1" / "train.json").read_text())["settings"]["seed"] == 1
+    comparisons = (out / "results.md").read_text().split("## Paired comparisons with greedy-joint")[1]
+    assert "| 0.5 | uniform | 2 | 3 |" in comparisons and "| 0.5 | truncation | 2 | 3 |" in comparisons
+
+
+def test_paired_comparisons_average_seeds_per_question_and_holm_correct(tmp_path):
+    from prunelens.distill.report import paired_comparisons
+
+    def student(name, grades):
+        folder = tmp_path / "eval" / name
+        folder.mkdir(parents=True)
+        (folder / "predictions.jsonl").write_text("".join(json.dumps({"id": f"q{i}", "correct": bool(g)}) + "\n"
+                                                          for i, g in enumerate(grades)))  # fmt: skip
+        return name
+
+    rng = np.random.default_rng(0)
+    greedy = [rng.random(60) < 0.6 for _ in range(3)]
+    rows = [{"student": student(f"g{s}", greedy[s]), "method": "greedy-joint", "keep": 0.5, "seed": s} for s in range(3)]
+    rows += [{"student": student(f"u{s}", np.zeros(60)), "method": "uniform", "keep": 0.5, "seed": s} for s in range(3)]
+    rows += [{"student": student(f"t{s}", greedy[s]), "method": "truncation", "keep": 0.5, "seed": s} for s in range(2)]
+    uniform, truncation = paired_comparisons(tmp_path, rows)
+    assert (uniform["seeds"], uniform["questions"], truncation["seeds"]) == (3, 60, 2)
+    assert uniform["difference"] == pytest.approx(np.mean(greedy, axis=0).mean()) and uniform["p_holm"] < 0.05
+    assert truncation["difference"] == 0.0 and truncation["p_holm"] == 1.0  # the same grades on the seeds both have
+    assert sorted([uniform["level"], truncation["level"]]) == pytest.approx([0.95, 0.975])
+    assert uniform["low"] < uniform["difference"] < uniform["high"]
 
 
 def test_config_errors_are_one_line(tmp_path):
@@ -122,6 +158,9 @@ def test_cli_dry_run_prints_the_resolved_settings(tmp_path):
     ('[train]\nlearning_rate = "1e-4"', "learning_rate must be a positive number"),
     ('[teach]\nsplit = "test"', "students would be tested on their training data"),
     ("[prune.answer]\nwindow = 8", "greedy-answer cannot use window screening"),
+    ("seeds = [0, 0]", r"seeds must be distinct non-negative integers, got \[0, 0\]"),
+    ("seeds = []", "seeds must be distinct non-negative integers"),
+    ("[train]\nseed = 3", "set the training seeds with the top-level seeds"),
 ])  # fmt: skip
 def test_settings_that_would_fail_late_are_refused_up_front(tmp_path, text, message):
     path = tmp_path / "bad.toml"

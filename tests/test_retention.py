@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from conftest import load_experiment
 
-from prunelens.analysis.retention import RetentionCounts, area_table, area_tests, category_retention, holm
+from prunelens.analysis.retention import RetentionCounts, area_table, area_tests, category_retention
+from prunelens.core.bootstrap import holm
 from prunelens.annotate.labels import CATEGORIES, Annotation, tokens_digest
 from prunelens.core.errors import PrunelensError
 from prunelens.core.ranking import Ranking

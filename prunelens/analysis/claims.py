@@ -3,7 +3,7 @@
 A claim is tested on one value per example (a chain): the mean over examples is the estimate, its
 bootstrap distribution (examples resampled, seeded) gives a two-sided p-value of a zero mean, and the
 p-values of one family (for example all claims on one model) are Holm-corrected together
-(``prunelens.analysis.retention.holm``). Each interval is the percentile interval at its test's Holm level.
+(``prunelens.core.bootstrap.holm``). Each interval is the percentile interval at its test's Holm level.
 
 Verdict rule (``ClaimTest.verdict``), with α = 0.05 after Holm correction:
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from prunelens.analysis.retention import ALPHA, bootstrap_p_value, holm
+from prunelens.core.bootstrap import ALPHA, bootstrap_means, bootstrap_p_value, holm
 
 ABOVE, BELOW, NEAR_ZERO = 1, -1, 0
 MARGIN = 0.05
@@ -89,8 +89,7 @@ def evaluate_claims(claims: Sequence[tuple[ClaimTest, np.ndarray]], resamples: i
         values = values[np.isfinite(values)]
         claim.n, claim.estimate = len(values), float(values.mean()) if len(values) else float("nan")
         if len(values) >= MIN_EXAMPLES:
-            rng = np.random.default_rng([seed, index])
-            draw = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
+            draw = bootstrap_means(values, resamples, np.random.default_rng([seed, index]))
             claim.p = bootstrap_p_value(draw)
             draws.append(draw)
             tested.append(claim)

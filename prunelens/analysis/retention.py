@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from prunelens.annotate.labels import CATEGORIES, Annotation, labels_for
-from prunelens.core.bootstrap import bootstrap_interval
+from prunelens.core.bootstrap import ALPHA, bootstrap_interval, bootstrap_means, bootstrap_p_value, holm
 from prunelens.core.errors import PrunelensError
 from prunelens.core.keep import n_keep
 from prunelens.core.ranking import Ranking, keep_grid
@@ -309,9 +309,6 @@ class AreaTest:
         return "over-retained" if self.area > 0 else "under-retained"
 
 
-ALPHA = 0.05
-
-
 def area_tests(counts: RetentionCounts, measure: str = "raw", min_chains: int = 5, resamples: int = 4000,
                seed: int = 0) -> list[AreaTest]:  # fmt: skip
     """For every method, the categories that at least ``min_chains`` chains have: mean area under ``measure``,
@@ -324,8 +321,7 @@ def area_tests(counts: RetentionCounts, measure: str = "raw", min_chains: int = 
         for c, category in enumerate(CATEGORIES):
             values = areas[m, :, c][np.isfinite(areas[m, :, c])]
             if len(values) >= min_chains:
-                rng = np.random.default_rng([seed, m, c])
-                draws = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
+                draws = bootstrap_means(values, resamples, np.random.default_rng([seed, m, c]))
                 found.append((category, values, draws, bootstrap_p_value(draws)))
         adjusted, levels = holm([p for *_, p in found], ALPHA)
         for (category, values, draws, p), p_holm, level in zip(found, adjusted, levels):
@@ -333,26 +329,6 @@ def area_tests(counts: RetentionCounts, measure: str = "raw", min_chains: int = 
             tests.append(AreaTest(method, category, measure, len(values), float(values.mean()), float(low), float(high),
                                   p, p_holm, level))  # fmt: skip
     return tests
-
-
-def bootstrap_p_value(draws: np.ndarray) -> float:
-    """Two-sided bootstrap p-value of a zero mean: twice the smaller share of resampled means on either side
-    of 0 (at least one resample's worth, at most 1)."""
-    below, above = np.mean(draws <= 0), np.mean(draws >= 0)
-    return float(min(1.0, max(2 * min(below, above), 1 / len(draws))))
-
-
-def holm(p_values: Sequence[float], alpha: float = ALPHA) -> tuple[list[float], list[float]]:
-    """Holm's step-down adjustment: adjusted p-values (monotone, at most 1) and each test's confidence level
-    1 − alpha / (m − rank), rank counted from 0 in ascending p."""
-    m = len(p_values)
-    order = np.argsort(p_values, kind="stable")
-    adjusted, levels = [0.0] * m, [0.0] * m
-    running = 0.0
-    for rank, index in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p_values[index]))
-        adjusted[index], levels[index] = running, 1 - alpha / (m - rank)
-    return adjusted, levels
 
 
 def area_table(tests: Sequence[AreaTest]) -> str:

@@ -1,4 +1,5 @@
-"""Bootstrap confidence intervals: scipy's percentile bootstrap, with the samples too small for it."""
+"""Bootstrap confidence intervals (scipy's percentile bootstrap, with the samples too small for it), bootstrap tests of
+a zero mean, and Holm's correction for a family of them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 from scipy.stats import bootstrap
 
 CONFIDENCE = 0.95
+ALPHA = 0.05
 
 
 def bootstrap_interval(samples: Sequence[np.ndarray], statistic: Callable, *, resamples: int, rng: np.random.Generator,
@@ -26,3 +28,30 @@ def bootstrap_interval(samples: Sequence[np.ndarray], statistic: Callable, *, re
     interval = bootstrap(samples, statistic, n_resamples=resamples, confidence_level=CONFIDENCE, method="percentile",
                          paired=paired, axis=0, rng=rng).confidence_interval  # fmt: skip
     return interval.low, interval.high
+
+
+def bootstrap_means(values: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """The means of ``resamples`` resamples of ``values`` drawn with replacement: the bootstrap distribution
+    a test reads its p-value and its intervals at any level from."""
+    values = np.asarray(values, dtype=np.float64)
+    return values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
+
+
+def bootstrap_p_value(draws: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of a zero mean: twice the smaller share of resampled means on either side
+    of 0 (at least one resample's worth, at most 1)."""
+    below, above = np.mean(draws <= 0), np.mean(draws >= 0)
+    return float(min(1.0, max(2 * min(below, above), 1 / len(draws))))
+
+
+def holm(p_values: Sequence[float], alpha: float = ALPHA) -> tuple[list[float], list[float]]:
+    """Holm's step-down adjustment: adjusted p-values (monotone, at most 1) and each test's confidence level
+    1 − alpha / (m − rank), rank counted from 0 in ascending p."""
+    m = len(p_values)
+    order = np.argsort(p_values, kind="stable")
+    adjusted, levels = [0.0] * m, [0.0] * m
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index], levels[index] = running, 1 - alpha / (m - rank)
+    return adjusted, levels

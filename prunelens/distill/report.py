@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prunelens.core.jsonl import write_atomic, write_jsonl
+import numpy as np
+
+from prunelens.core.bootstrap import ALPHA, bootstrap_means, bootstrap_p_value, holm
+from prunelens.core.jsonl import read_finished, write_atomic, write_jsonl
 from prunelens.plots import Curve, curves_figure
 from prunelens.report import markdown_table
 
-HEADER = ("student", "method", "keep ρ", "train chains", "train tokens (mean)", "accuracy", "95% CI (Wilson)",
+HEADER = ("student", "method", "keep ρ", "seed", "train chains", "train tokens (mean)", "accuracy", "95% CI (Wilson)",
           "answer log-lik (mean)", "generated reasoning tokens (mean)", "answer line reached")  # fmt: skip
+REFERENCE = "greedy-joint"
 
 
 def table(rows: list[dict]) -> str:
@@ -20,7 +24,7 @@ def table(rows: list[dict]) -> str:
         return "–" if value is None else format(value, spec)
 
     return markdown_table(HEADER, [
-        (r["student"], r["method"], number(r["keep"], "g"), r.get("train_chains") or "–",
+        (r["student"], r["method"], number(r["keep"], "g"), number(r.get("seed"), "d"), r.get("train_chains") or "–",
          number(r.get("mean_train_tokens"), ".1f"), f"{r['accuracy']:.3f} ({r['correct']}/{r['n']})",
          f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]", f"{r['mean_answer_logprob']:.3f}",
          f"{r['mean_reasoning_tokens']:.1f}", f"{r['finished']:.2f}")
@@ -47,10 +51,79 @@ def figure(rows: list[dict], path: Path, title: str) -> Path:
                          sharey=False)  # fmt: skip
 
 
+def paired_comparisons(out_dir: Path, rows: list[dict], reference: str = REFERENCE, resamples: int = 10000,
+                       seed: int = 0) -> list[dict]:  # fmt: skip
+    """At each keep, ``reference`` against every other method on the same test questions: each question's accuracy
+    averaged over the seeds both methods have (from ``eval/<student>/predictions.jsonl``), the mean difference
+    reference − method, a paired bootstrap over questions (seeded), Holm-corrected across all comparisons, with
+    the interval at each test's Holm level."""
+    found = []
+    keeps = sorted({r["keep"] for r in rows if r["method"] == reference})
+    for keep in keeps:
+        mine = {r["method"]: {} for r in rows if r["keep"] == keep and r["method"] not in ("full", "zero-shot")}
+        for r in rows:
+            if r["keep"] == keep and r["method"] in mine:
+                mine[r["method"]][r.get("seed") or 0] = _correct(Path(out_dir) / "eval" / r["student"])
+        for method in (m for m in mine if m != reference):
+            seeds = sorted(set(mine[reference]) & set(mine[method]))
+            questions = sorted(set.intersection(*(set(mine[m][s]) for m in (reference, method) for s in seeds)))
+            if not seeds or len(questions) < 2:
+                continue
+            accuracy = {m: np.array([[mine[m][s][q] for s in seeds] for q in questions]).mean(axis=1)
+                        for m in (reference, method)}  # fmt: skip
+            draws = bootstrap_means(accuracy[reference] - accuracy[method], resamples,
+                                    np.random.default_rng([seed, len(found)]))  # fmt: skip
+            found.append({"keep": keep, "method": method, "seeds": len(seeds), "questions": len(questions),
+                          "reference": float(accuracy[reference].mean()), "other": float(accuracy[method].mean()),
+                          "difference": float((accuracy[reference] - accuracy[method]).mean()),
+                          "p": bootstrap_p_value(draws), "draws": draws})  # fmt: skip
+    adjusted, levels = holm([c["p"] for c in found])
+    for comparison, p_holm, level in zip(found, adjusted, levels):
+        draws = comparison.pop("draws")
+        low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+        comparison.update(p_holm=p_holm, level=level, low=float(low), high=float(high))
+    return found
+
+
+def _correct(folder: Path) -> dict[str, float]:
+    """Each evaluated question's grade (1.0 correct) from a student's predictions."""
+    path = folder / "predictions.jsonl"
+    return {row["id"]: float(bool(row["correct"])) for row in read_finished(path)} if path.exists() else {}
+
+
+def comparisons_table(comparisons: list[dict], reference: str = REFERENCE) -> str:
+    """One row per paired comparison: keep, method, seeds, questions, both accuracies, the difference with its
+    Holm-level interval, the Holm-adjusted p-value and what it shows."""
+
+    def reading(c):
+        if c["p_holm"] >= ALPHA:
+            return "no difference shown"
+        return f"{reference} higher" if c["difference"] > 0 else f"{c['method']} higher"
+
+    return markdown_table(
+        ["keep ρ", "method", "seeds", "questions", f"{reference} accuracy", "method accuracy",
+         f"{reference} − method [Holm-level CI]", "p (Holm)", "reading"],
+        [[f"{c['keep']:g}", c["method"], c["seeds"], c["questions"], f"{c['reference']:.3f}", f"{c['other']:.3f}",
+          f"{c['difference']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]", f"{c['p_holm']:.3g}", reading(c)]
+         for c in comparisons])  # fmt: skip
+
+
+def comparisons_text(out_dir: Path, rows: list[dict]) -> str:
+    """The paired-comparison section of a report (empty without the reference method)."""
+    comparisons = paired_comparisons(out_dir, rows)
+    if not comparisons:
+        return ""
+    return (f"## Paired comparisons with {REFERENCE}\n\nPer test question, accuracy averaged over the seeds both "
+            f"students have; the difference {REFERENCE} − method, paired bootstrap over questions, Holm-corrected across "
+            f"all {len(comparisons)} comparisons (α = {ALPHA}).\n\n{comparisons_table(comparisons)}\n")
+
+
 def write_distill_report(out_dir: Path, rows: list[dict]) -> None:
     """results.jsonl, results.md and results.png in ``out_dir`` (rewritten as students finish)."""
     out_dir = Path(out_dir)
     write_jsonl(out_dir / "results.jsonl", rows)
-    write_atomic(out_dir / "results.md", f"# Distillation: students by pruning method and keep fraction\n\n{table(rows)}\n")
+    text = f"# Distillation: students by pruning method and keep fraction\n\n{table(rows)}\n"
+    comparisons = comparisons_text(out_dir, rows)
+    write_atomic(out_dir / "results.md", text + ("\n" + comparisons if comparisons else ""))
     if any(r["keep"] is not None and r["method"] not in ("full",) for r in rows):
         figure(rows, out_dir / "results.png", title=f"Student accuracy at matched reasoning length ({out_dir.name})")

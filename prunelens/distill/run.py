@@ -53,6 +53,8 @@ class DistillConfig:
     methods: list[str] = setting(default_factory=lambda: list(GREEDY_METHODS) + ["h2o", "surprisal", "uniform",
                                  "truncation"], help="greedy-joint, greedy-answer or any registered ranker")  # fmt: skip
     keeps: list[float] = setting(default_factory=lambda: [0.5, 0.7], help="keep fractions in student tokens")
+    seeds: list[int] = setting(default_factory=lambda: [0], help="training seeds: one student per seed for every "
+                               "method and keep (and full); seed 0's students keep the plain names")  # fmt: skip
     full: bool = setting(True, "also train a student on the unpruned chains")
     zero_shot: bool = setting(True, "also evaluate the untrained student")
     threads: int | None = setting(None, f"every stage's {THREADS_HELP}")
@@ -79,6 +81,23 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "answer": {"window": 0, "neighbors": 3}},  # window screening needs the joint objective: lazy
         "rank": {"model": "smollm2-135m"},
         "train": {"student": "smollm2-135m", "steps": 24, "batch_size": 8, "learning_rate": 1e-4, "max_length": 192,
+                  "eval_every": 0, "dev_limit": 20, "dev_max_new_tokens": 160, "dev_batch_size": 20,
+                  "gradient_checkpointing": False},
+        "eval": {"split": "test", "limit": 200, "batch_size": 50, "max_new_tokens": 160},
+    },
+    # The paper-claims comparison on this machine (issue: every method's students at three seeds, paired tests):
+    # more gold chains and more training steps than "cpu" so that the full-chain student leaves the accuracy
+    # floor, greedy screened in bfloat16 with float32 rescoring of the best three (identical to exact greedy on
+    # the benchmark chains, results/bench_pruning.md), and three training seeds per student.
+    "claims": {
+        "out": "runs/distill-claims",
+        "dataset": "arith",
+        "methods": ["truncation", "uniform", "surprisal", "h2o", "greedy-joint", "greedy-answer"],
+        "seeds": [0, 1, 2],
+        "teach": {"teacher": "gold", "split": "train", "limit": 256},
+        "prune": {"model": "smollm2-135m", "screen_dtype": "bfloat16", "verify": 3},
+        "rank": {"model": "smollm2-135m"},
+        "train": {"student": "smollm2-135m", "steps": 96, "batch_size": 8, "learning_rate": 2e-4, "max_length": 192,
                   "eval_every": 0, "dev_limit": 20, "dev_max_new_tokens": 160, "dev_batch_size": 20,
                   "gradient_checkpointing": False},
         "eval": {"split": "test", "limit": 200, "batch_size": 50, "max_new_tokens": 160},
@@ -144,6 +163,11 @@ def _check_run(config: DistillConfig, path: Path | None) -> None:
                                  f"{', '.join(n for n in RANKERS.names() if n != 'greedy')})")  # fmt: skip
     if not config.keeps or not all(isinstance(k, (int, float)) and 0 < k <= 1 for k in config.keeps):
         raise PrunelensError(f"{where}: keeps must be numbers in (0, 1], got {config.keeps!r}")
+    seeds = config.seeds
+    if not seeds or not all(isinstance(x, int) and x >= 0 for x in seeds) or len(set(seeds)) != len(seeds):
+        raise PrunelensError(f"{where}: seeds must be distinct non-negative integers, got {seeds!r}")
+    if "seed" in config.train:
+        raise PrunelensError(f"{where}: set the training seeds with the top-level seeds = [...], not [train] seed")
     if not all(isinstance(r, (int, float)) and r > 0 for r in learning_rates(config) if r is not None):
         raise PrunelensError(f"{where}: [train] learning_rate must be a positive number or a list of them")
     if "greedy-answer" in config.methods and {**config.prune, **config.prune.get("answer", {})}.get("window"):
@@ -207,10 +231,12 @@ class StudentResult:
     evaluation: dict
     train_chains: int = 0
     mean_train_tokens: float | None = None
+    seed: int | None = None
 
     def to_dict(self) -> dict:
-        return {"student": self.student, "method": self.method, "keep": self.keep, "train_chains": self.train_chains,
-                "mean_train_tokens": self.mean_train_tokens, **self.evaluation}  # fmt: skip
+        return {"student": self.student, "method": self.method, "keep": self.keep, "seed": self.seed,
+                "train_chains": self.train_chains, "mean_train_tokens": self.mean_train_tokens,
+                **self.evaluation}  # fmt: skip
 
 
 @dataclass
@@ -321,15 +347,17 @@ class Pipeline:
 
         return self.config.train.get("student", TrainConfig.student)
 
-    def train_and_evaluate(self, name: str, method: str, keep: float | None, chains: Path) -> StudentResult:
-        """Fine-tune one student per learning rate on ``chains``, evaluate the best by dev accuracy."""
+    def train_and_evaluate(self, name: str, method: str, keep: float | None, chains: Path,
+                           seed: int = 0) -> StudentResult:  # fmt: skip
+        """Fine-tune one student per learning rate on ``chains`` with ``seed``, evaluate the best by dev accuracy."""
         from prunelens.distill.sft import train_student
 
         rates = learning_rates(self.config)
+        name = name if seed == 0 else f"{name}-seed{seed}"
         trained = []
         for rate in rates:
             folder = name if len(rates) == 1 else f"{name}-lr{rate:g}"
-            values = {"chains": chains, "out": self.out / "students" / folder}
+            values = {"chains": chains, "out": self.out / "students" / folder, "seed": seed}
             if rate is not None:
                 values["learning_rate"] = rate
             config = self.build("train", **values)
@@ -341,7 +369,7 @@ class Pipeline:
         rows = read_finished(chains)
         lengths = [row["student_tokens"] for row in rows if "student_tokens" in row]
         return StudentResult(name, method, keep, evaluation, len(rows),
-                             sum(lengths) / len(lengths) if lengths else None)  # fmt: skip
+                             sum(lengths) / len(lengths) if lengths else None, seed)  # fmt: skip
 
     def evaluate(self, name: str, model) -> dict:
         from prunelens.distill.evaluate import EVALUATION_NAME, run_evaluation
@@ -361,17 +389,18 @@ class Pipeline:
             self.results.append(StudentResult("zero-shot", "zero-shot", None, self.evaluate("zero-shot", self.student)))
             self.write_results()
         chains = self.teach()
-        if self.config.full:
-            self.results.append(self.train_and_evaluate("full", "full", 1.0, chains))
-            self.write_results()
         compressed: dict[str, Path] = {}
-        for keep in sorted(self.config.keeps):  # the lowest keep of every method first, so results come early
-            for method in self.config.methods:  # each method's rankings are made once, when first needed
-                if method not in compressed:
-                    compressed[method] = self.compress(method, self.rankings(method, chains))
-                self.results.append(self.train_and_evaluate(f"{method}-keep{keep:g}", method, keep,
-                                                            chains_path(compressed[method], keep)))  # fmt: skip
+        for seed in self.config.seeds:  # every student of the first seed before any of the next
+            if self.config.full:
+                self.results.append(self.train_and_evaluate("full", "full", 1.0, chains, seed))
                 self.write_results()
+            for keep in sorted(self.config.keeps):  # the lowest keep of every method first, so results come early
+                for method in self.config.methods:  # each method's rankings are made once, when first needed
+                    if method not in compressed:
+                        compressed[method] = self.compress(method, self.rankings(method, chains))
+                    self.results.append(self.train_and_evaluate(f"{method}-keep{keep:g}", method, keep,
+                                                                chains_path(compressed[method], keep), seed))  # fmt: skip
+                    self.write_results()
         return self.results
 
     def write_results(self) -> None:
