@@ -231,7 +231,7 @@ def report(args) -> None:
         every += evaluate_claims(model_claims(model, dynamics, coarse, counts, summary["target"]), seed=args.seed)
         sections += model_section(model, summary, dynamics, coarse, counts)
         dynamics.figure(args.out_dir / f"paper_claims_{model}_rank_dynamics.png",
-                        title=f"Rank dynamics, {model} ({len(dynamics.ids)} chains; 95% CI)")  # fmt: skip
+                        title=f"Rank dynamics of greedy pruning, {model}")  # fmt: skip
         for name, run in summary["runs"].items():
             compute.append([model, name, run["chains"], f"{run['seconds'] / 60:.1f}"])
     lines = [

@@ -176,10 +176,10 @@ class RankDynamics:
         panels = {}
         for without_first, variant in ((False, "as defined"), (True, "first deletion left out")):
             mean, low, high = self.summary(seed, without_first=without_first)
-            panels[f"{setup}: {variant}"] = [
+            panels[f"Hit@|S| {variant}"] = [
                 Curve(name, x, mean[:, j], *((low[:, j], high[:, j]) if name in banded else (None, None)),
                       styles.get(name, "-")) for j, name in enumerate(self.rankings)]  # fmt: skip
-        return curves_figure(panels, path, title=title or "Rank dynamics of greedy pruning",
+        return curves_figure(panels, path, title=f"{title or 'Rank dynamics of greedy pruning'} ({setup}; 95% CI)",
                              xlabel="keep fraction ρ where the transition ρ → ρ′ starts",
                              ylabel="Hit@|S| for greedy's deletions in ρ → ρ′", invert_x=True,
                              ylim=(0.0, 1.05))  # fmt: skip
