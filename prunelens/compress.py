@@ -48,9 +48,15 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from prunelens.core.errors import PrunelensError, reason
+from prunelens.core.errors import BadRecordError, PrunelensError, reason
+from prunelens.core.jsonl import append_jsonl, read_finished, write_jsonl
 from prunelens.core.progress import log_line
+from prunelens.core.provenance import InputDigests, changed_sources, describe_changes, refuse_changes
+from prunelens.core.ranking import load_rankings
 from prunelens.core.settings import folder_name, setting
+from prunelens.jobs.run_folder import check_settings, check_writable, record_settings
+from prunelens.models import resolve_directory
+from prunelens.selection import skip_recorder
 
 Rule = Literal["majority", "max", "min"]
 
@@ -58,8 +64,6 @@ Rule = Literal["majority", "max", "min"]
 def load_student_tokenizer(name_or_path: str) -> Any:
     """A fast (offset-capable) tokenizer from a model alias, local dir or HF id; any failure is a
     one-line PrunelensError."""
-    from prunelens.models import resolve_directory
-
     try:
         directory, _hub = resolve_directory(name_or_path)
     except PrunelensError as error:
@@ -295,13 +299,6 @@ def compress_rankings(config: CompressConfig, log=log_line) -> dict[float, list[
     whose reasoning has round(keep · n_student) student tokens; resumes per file. Every new chain is cut before
     anything is written, so a failure leaves the folder as it was. A finished chain whose ranking changed since
     is refused, or with ``redo_changed`` cut again. Returns the chains."""
-    from prunelens.core.errors import BadRecordError
-    from prunelens.jobs.run_folder import check_settings, check_writable, record_settings
-    from prunelens.core.jsonl import append_jsonl, read_finished, write_jsonl
-    from prunelens.core.provenance import InputDigests, changed_sources, describe_changes, refuse_changes
-    from prunelens.core.ranking import load_rankings
-    from prunelens.selection import skip_recorder
-
     keeps = parse_keeps(config.keep)
     out_dir = config.output_dir()
     check_writable(out_dir)

@@ -9,8 +9,12 @@ from pathlib import Path
 from prunelens.core.errors import PrunelensError
 from prunelens.core.progress import log_line
 from prunelens.core.ranking import Ranking
-from prunelens.selection import split_ids
 from prunelens.core.settings import THREADS_HELP, setting
+from prunelens.datasets import load_examples
+from prunelens.models import load_tokenizer
+from prunelens.pruning.run import PruneConfig, run_pruning
+from prunelens.rankers.run import RankConfig, run_rank
+from prunelens.selection import ids_by_length, split_ids
 
 
 @dataclass
@@ -33,19 +37,12 @@ class DemoConfig:
 
 def chains_by_length(config: DemoConfig) -> list[str]:
     """Ids of the first ``count`` GSM8K test chains whose reasoning has min–max tokens."""
-    from prunelens.datasets import load_examples
-    from prunelens.models import load_tokenizer
-    from prunelens.selection import ids_by_length
-
     tokenizer = load_tokenizer(config.model).tokenizer
     return ids_by_length(load_examples("gsm8k", "test"), tokenizer, config.min_tokens, config.max_tokens, config.count)
 
 
 def run_demo(config: DemoConfig, log=log_line) -> dict[str, list[Ranking]]:
     """Prune the chosen chains exactly and rank them with each baseline; {method: rankings}."""
-    from prunelens.pruning.run import PruneConfig, run_pruning
-    from prunelens.rankers.run import RankConfig, run_rank
-
     if config.min_tokens > config.max_tokens:
         raise PrunelensError(f"--min-tokens {config.min_tokens} exceeds --max-tokens {config.max_tokens}")
     ids = chains_by_length(config)

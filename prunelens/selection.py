@@ -8,6 +8,7 @@ from pathlib import Path
 
 from prunelens.datasets import Example, get_benchmark, load_examples
 from prunelens.datasets.chains import load_chains
+from prunelens.datasets.tokenize import tokenize_chain
 from prunelens.core.errors import BadRecordError, PrunelensError
 from prunelens.core.jsonl import append_jsonl
 from prunelens.core.registry import BENCHMARKS
@@ -107,8 +108,6 @@ def skip_recorder(out_dir: Path, log, skipped: list[str] | None = None) -> Calla
 
 def tokenized_chains(selection: Selection, examples: list[Example], loaded, skip) -> Iterator[tuple[Example, object]]:
     """(example, TokenizedChain) for each example; a bad one raises, or goes to ``skip`` when ``skip_bad``."""
-    from prunelens.datasets.tokenize import tokenize_chain
-
     bench = get_benchmark(selection.dataset)
     for example in examples:
         try:

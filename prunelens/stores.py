@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from prunelens.core.errors import PrunelensError
 from prunelens.core.jsonl import replace_atomically
+from prunelens.core.ranking import load_rankings, rankings_file
 
 ENGINE = "h5netcdf"
 
@@ -44,9 +46,6 @@ def open_consolidated(out_dir: Path, store_name: str, stored_ids, consolidate, w
 
     ``stored_ids(dataset)`` lists the example ids a store holds; ``consolidate(ids)`` rewrites the store."""
     import xarray as xr
-
-    from prunelens.core.errors import PrunelensError
-    from prunelens.core.ranking import load_rankings, rankings_file
 
     out_dir = Path(out_dir)
     path = out_dir / store_name

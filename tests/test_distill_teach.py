@@ -23,7 +23,7 @@ from prunelens.distill.generate import (
 from prunelens.core.settings import build_config
 from prunelens.distill.teach import SamplingOptions, TeachConfig, run_teach
 from prunelens.distill.vllm_generate import VLLMGenerator, prompt_seed
-from prunelens.core.errors import PrunelensError
+from prunelens.core.errors import PrunelensError, SettingsError
 from prunelens.core.jsonl import read_finished
 from prunelens.core.registry import GENERATORS
 
@@ -138,7 +138,7 @@ def test_folder_names_and_refusals(scripted, chains, tmp_path):
     sampled = TeachConfig(sampling=SamplingOptions(samples=4, temperature=1.0))
     assert sampled.output_dir().name == "teach-gsm8k-test-smollm2-135m-n4-t1"
     assert TeachConfig(teacher="gold").output_dir().name == "teach-gsm8k-test-gold"
-    with pytest.raises(PrunelensError, match="--samples is a setting of --teacher model, not gold"):
+    with pytest.raises(SettingsError, match="^samples is a setting of teacher model, not gold$"):
         build_config(TeachConfig, {"teacher": "gold", "samples": 4})
     run_teach(config(chains, tmp_path / "out"), log=lambda line: None)
     with pytest.raises(PrunelensError, match=r"other settings: seed='0' \(now '1'\)"):

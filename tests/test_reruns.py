@@ -331,5 +331,5 @@ def test_a_pipeline_table_gives_each_ranker_its_own_settings_and_refuses_a_wrong
         built = build_config(RankConfig, settings_for(RankConfig, {**loaded.rank, "method": method}, method))
         assert (None if built.options is None else vars(built.options)) == options
     config.write_text('[teach]\nteacher = "gold"\nsamples = 2\n')
-    with pytest.raises(PrunelensError, match=r"\[teach\] --samples is a setting of --teacher model, not gold"):
+    with pytest.raises(PrunelensError, match=r"\[teach\] samples is a setting of teacher model, not gold$"):
         load_distill_config(config, "cpu")

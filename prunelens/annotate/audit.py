@@ -23,11 +23,16 @@ from prunelens.annotate.client import (
     ReplyFailed,
     server_host,
 )
+from prunelens.annotate.run import concurrently
 from prunelens.compress import parse_keeps
 from prunelens.core.errors import PrunelensError
-from prunelens.core.jsonl import write_atomic
+from prunelens.core.jsonl import append_jsonl, read_finished, write_atomic
 from prunelens.core.progress import log_line
+from prunelens.core.provenance import InputDigests, changed_records, refuse_changes
+from prunelens.core.ranking import load_rankings
 from prunelens.core.settings import setting
+from prunelens.jobs.run_folder import check_settings, check_writable, record_settings
+from prunelens.report import markdown_table
 
 PROMPT_VERSION = "1"
 VERDICTS_NAME = "verdicts.jsonl"
@@ -164,8 +169,6 @@ def judge(chat: ChatClient, settings: dict, sources: dict, item) -> dict:
 
 def audit_table(verdicts: list[dict], keeps: list[float]) -> str:
     """Table 3 of the paper: per dimension and level, the share of rated chains at each ρ, plus counts."""
-    from prunelens.report import markdown_table
-
     rated = {keep: [v for v in verdicts if v["keep"] == keep and v["status"] == "ok"] for keep in keeps}
     rows = []
     for dimension in DIMENSIONS:
@@ -181,12 +184,6 @@ def run_audit(config: AuditConfig, progress: bool = True, log=log_line) -> Audit
     """Rate every (chain, ρ) not yet in ``verdicts.jsonl`` (with ``retry_failed`` also the failed ones; with
     ``redo_changed`` those whose ranking changed since, refused otherwise), then write ``audit.md``; a rerun
     resumes. Raises, after writing the report, when every pair it tried failed."""
-    from prunelens.annotate.run import concurrently
-    from prunelens.jobs.run_folder import check_settings, check_writable, record_settings
-    from prunelens.core.jsonl import append_jsonl, read_finished
-    from prunelens.core.provenance import InputDigests, changed_records, refuse_changes
-    from prunelens.core.ranking import load_rankings
-
     keeps = parse_keeps(config.keep)
     out_dir = config.output_dir()
     check_writable(out_dir)

@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 from prunelens.core.errors import PrunelensError
 from prunelens.core.jsonl import write_atomic
 from prunelens.core.settings import setting
+from prunelens.models import cache_root
 
 T = TypeVar("T")
 BASE_URL_ENV = "OPENAI_BASE_URL"
@@ -62,8 +63,6 @@ def server_host(settings: LLMSettings) -> str:
 
 
 def default_cache_dir() -> Path:
-    from prunelens.models import cache_root
-
     return cache_root() / "llm"
 
 

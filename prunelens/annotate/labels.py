@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from prunelens.core.errors import PrunelensError
+from prunelens.core.jsonl import read_finished
 
 CATEGORIES = ("SymbMath", "MetaDisc", "CoRef", "EntName", "VerbalMath", "Grammar")  # priority order
 WHITESPACE_LABEL = "Grammar"
@@ -94,8 +95,6 @@ def annotations_path(rankings_dir: Path, annotator: str) -> Path:
 
 def load_annotations(path: Path) -> dict[str, Annotation]:
     """Finished annotations by example id (failed ones included, with their reason)."""
-    from prunelens.core.jsonl import read_finished
-
     if not Path(path).exists():
         raise PrunelensError(f"{path}: no annotations (run `prunelens annotate` first)")
     return {record["id"]: Annotation.from_dict(record) for record in read_finished(Path(path))}

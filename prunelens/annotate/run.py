@@ -29,10 +29,12 @@ from prunelens.annotate.labels import (
     tokens_digest,
 )
 from prunelens.core.errors import PrunelensError
-from prunelens.core.jsonl import write_atomic
+from prunelens.core.jsonl import append_jsonl, write_atomic
 from prunelens.core.progress import log_line, progress_bar
+from prunelens.core.ranking import load_rankings
 from prunelens.core.registry import ANNOTATORS
 from prunelens.core.settings import setting
+from prunelens.report import markdown_table
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -90,9 +92,6 @@ def annotate_rankings(config: AnnotateConfig, progress: bool = True, log=log_lin
     """Annotate every chain of ``config.rankings`` not yet in the labels file (with ``retry_failed`` also those
     whose annotation failed; with ``redo_changed`` those whose tokens changed since, which are refused otherwise);
     all annotations by id. Raises when every chain it tried failed (the failures stay stored)."""
-    from prunelens.core.jsonl import append_jsonl
-    from prunelens.core.ranking import load_rankings
-
     annotator = ANNOTATORS.load(config.annotator)(config)
     path = config.output_path()
     rankings = load_rankings(config.rankings)[: config.limit]
@@ -175,8 +174,6 @@ def annotation_stability(config: StabilityConfig, progress: bool = True, log=log
     """Annotate ``config.rankings`` twice (``pass1.jsonl``, ``pass2.jsonl``; each resumes) without the
     response cache, then write ``stability.md``: mean and median token-level agreement (paper App. D.2:
     0.90 and 0.92 with gpt-5-mini), the share of chains at >= 0.97, failures, and each chain's agreement."""
-    from prunelens.report import markdown_table
-
     out_dir = config.output_dir()
     base = {f.name: getattr(config, f.name) for f in fields(AnnotateConfig)}
     passes = [annotate_rankings(AnnotateConfig(**{**base, "out": out_dir / f"pass{k}.jsonl", "no_cache": True}),

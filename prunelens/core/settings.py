@@ -95,6 +95,12 @@ def result_fields(config) -> list[tuple[Any, Field]]:
     return [(holder, f) for holder, f in setting_pairs(config) if f.metadata.get("result")]
 
 
+def _selector(config_type, holder: str) -> Field:
+    """The setting whose value picks the options that the variant-options field ``holder`` holds."""
+    fields_by_name = {f.name: f for f in fields(config_type)}
+    return fields_by_name[fields_by_name[holder].metadata["variant_of"][0]]
+
+
 def variant_types(config_type) -> dict[str, dict[str, type | None]]:
     """{variant-options field: {choice: its options class, or None}} for each such field of ``config_type``."""
     found = {}
@@ -107,7 +113,7 @@ def variant_types(config_type) -> dict[str, dict[str, type | None]]:
 
 def settle_variant(config) -> None:
     """Give each variant-options field of ``config`` the chosen variant's options (its defaults when unset); a
-    one-line PrunelensError for an unknown choice or options of another variant."""
+    one-line PrunelensError for an unknown choice, a SettingsError for options of another variant."""
     for f in fields(config):
         if f.metadata.get("variant_of") is None:
             continue
@@ -117,8 +123,8 @@ def settle_variant(config) -> None:
         if given is None and expected is not None:
             setattr(config, f.name, expected())
         elif given is not None and not isinstance(given, expected or ()):
-            wanted = expected.__name__ if expected else "no options"
-            raise PrunelensError(f"{selector} {choice!r} takes {wanted}, not {type(given).__name__}")
+            raise SettingsError("{%s} {chosen!r} takes {wanted}, not {given}" % selector, chosen=choice,
+                                wanted=expected.__name__ if expected else "no options", given=type(given).__name__)
 
 
 def _text(value: Any) -> str | None:
@@ -207,7 +213,7 @@ def _variant_options(config_type) -> dict[str, tuple[str, str, list[str], Field,
     options of ``config_type``: each becomes one CLI option, whatever the number of variants sharing it."""
     found: dict[str, tuple[str, str, list[str], Field, Any]] = {}
     for holder_field, choices in variant_types(config_type).items():
-        selector = next(f for f in fields(config_type) if f.name == holder_field).metadata["variant_of"][0]
+        selector = _selector(config_type, holder_field).name
         for choice, options in choices.items():
             if options is None:
                 continue
@@ -239,27 +245,28 @@ def build_config(config_type, values: dict[str, Any]):
         raise PrunelensError(f"unknown setting(s) for {config_type.__name__}: {', '.join(unknown)}")
     own = {k: _as_declared(hints[k], v) for k, v in values.items() if k not in variant_options}
     for holder, choices in variant_types(config_type).items():
-        choice, mine = _variant_settings(config_type, holder, own, values, variant_options)
-        options = choices.get(choice) if choice in choices else None
+        choice, mine = _variant_settings(config_type, holder, choices, own, values, variant_options)
+        options = choices.get(choice)
         if options is not None:
             option_hints = get_type_hints(options)
             own[holder] = options(**{k: _as_declared(option_hints[k], v) for k, v in mine.items()})
     return config_type(**own)
 
 
-def _variant_settings(config_type, holder: str, own: dict, values: dict, variant_options) -> tuple[Any, dict]:
-    """The choice of one variant field's selector and the given settings of its options; a one-line refusal for a
-    setting of another choice."""
-    choices = variant_types(config_type)[holder]
-    selector = next(f for f in fields(config_type) if f.name == holder).metadata["variant_of"][0]
-    choice = own.get(selector, default_of(next(f for f in fields(config_type) if f.name == selector)))
+def _variant_settings(config_type, holder: str, choices: dict, own: dict, values: dict,
+                      variant_options) -> tuple[Any, dict]:  # fmt: skip
+    """The choice of one variant field's selector (``choices``: its options class per choice) and the given
+    settings of its options; a SettingsError for a setting of another choice."""
+    selector = _selector(config_type, holder)
+    choice = own.get(selector.name, default_of(selector))
     mine = {k: v for k, v in values.items() if k in variant_options and variant_options[k][0] == holder}
     for name in mine:
-        owners, f = variant_options[name][2], variant_options[name][3]
+        owners = variant_options[name][2]
         if choice in choices and choice not in owners:
-            needs = (f"needs --{selector.replace('_', '-')}" if isinstance(choice, bool)
-                     else f"is a setting of --{selector} {' | '.join(map(str, owners))}, not {choice}")  # fmt: skip
-            raise PrunelensError(f"{flag_of(f)} {needs}")
+            if isinstance(choice, bool):
+                raise SettingsError("{%s} needs {%s}" % (name, selector.name))
+            raise SettingsError("{%s} is a setting of {%s} {owners}, not {chosen}" % (name, selector.name),
+                                owners=" | ".join(map(str, owners)), chosen=choice)  # fmt: skip
     return choice, mine
 
 
@@ -267,8 +274,8 @@ def check_variant_settings(config_type, values: dict[str, Any]) -> None:
     """Refuse, in one line, a flat table that gives a setting of a variant its selector does not choose (before
     anything runs: ``build_config`` would refuse it only when the config is built)."""
     variant_options = _variant_options(config_type)
-    for holder in variant_types(config_type):
-        _variant_settings(config_type, holder, values, values, variant_options)
+    for holder, choices in variant_types(config_type).items():
+        _variant_settings(config_type, holder, choices, values, values, variant_options)
 
 
 def settings_for(config_type, values: dict[str, Any], choice: Any) -> dict[str, Any]:

@@ -14,6 +14,8 @@ import numpy as np
 
 from prunelens.core.errors import PrunelensError
 from prunelens.core.registry import BACKENDS
+from prunelens.probes.blockwise import SINK_ATTRIBUTE, register
+from prunelens.probes.nnsight_trace import trace_received_attention
 
 
 class AttentionBackend(Protocol):
@@ -93,8 +95,6 @@ class HFBlockwiseBackend:
     name = "hf_blockwise"
 
     def __init__(self, model):
-        from prunelens.probes.blockwise import register
-
         self.model = model
         model.set_attn_implementation(register(eager=bool(getattr(model.config, "attn_logit_softcapping", None))))
 
@@ -104,8 +104,6 @@ class HFBlockwiseBackend:
 
     def received_attention(self, input_ids):
         import torch
-
-        from prunelens.probes.blockwise import SINK_ATTRIBUTE
 
         sums: list = []
         modules = attention_modules(self.model)
@@ -184,8 +182,6 @@ class NNsightBackend:
 
     def received_attention(self, input_ids):
         import torch
-
-        from prunelens.probes.nnsight_trace import trace_received_attention
 
         with torch.inference_mode():
             sums = trace_received_attention(self.lm, input_ids, self.path, self.layers)

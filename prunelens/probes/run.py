@@ -11,7 +11,9 @@ from prunelens.core.ranked import make_ranking, ranked_by
 from prunelens.core.registry import BACKENDS
 from prunelens.core.settings import setting
 from prunelens.jobs.loop import Job, JobConfig, Processed, RunSummary, run_job
-from prunelens.probes.features import H2O_DEFINITION
+from prunelens.probes.backends import make_backend
+from prunelens.probes.features import H2O_DEFINITION, chain_features
+from prunelens.probes.store import STORE_NAME, consolidate, part_path, write_part
 
 
 @dataclass
@@ -34,14 +36,9 @@ class FeaturesJob(Job):
         BACKENDS.get(self.config.backend)
 
     def start(self, loaded):
-        from prunelens.probes.backends import make_backend
-
         self.backend = make_backend(self.config.backend, loaded)
 
     def process(self, example, chain):
-        from prunelens.probes.features import chain_features
-        from prunelens.probes.store import write_part
-
         features = chain_features(self.backend, chain)
         attrs = {"model": self.config.model, "backend": self.config.backend}
         ranking = make_ranking(example, chain, method="h2o", model=self.config.model, ranked=ranked_by(features.h2o),
@@ -50,20 +47,14 @@ class FeaturesJob(Job):
 
     @classmethod
     def finish(cls, out_dir, rankings):
-        from prunelens.probes.store import consolidate
-
         consolidate(out_dir, [r.id for r in rankings])
 
     @classmethod
     def part_files(cls, out_dir, example_id):
-        from prunelens.probes.store import part_path
-
         return [part_path(out_dir, example_id)]
 
     @classmethod
     def consolidated_files(cls, out_dir):
-        from prunelens.probes.store import STORE_NAME
-
         return [Path(out_dir) / STORE_NAME]
 
 

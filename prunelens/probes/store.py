@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from prunelens import stores
-from prunelens.core.errors import PrunelensError
+from prunelens.core.errors import BadRecordError, PrunelensError
 from prunelens.probes.features import FEATURE_DEFINITION, H2O_DEFINITION, ChainFeatures
 from prunelens.stores import ENGINE, write_netcdf
 
@@ -130,8 +130,6 @@ class FeatureIndex:
 
     def rows_for(self, example_id: str, token_ids: list[int]) -> np.ndarray:
         """The store rows of one example; BadRecordError if it is absent or was tokenised differently."""
-        from prunelens.core.errors import BadRecordError
-
         rows = self.rows.get(example_id)
         if rows is None:
             raise BadRecordError(example_id, f"not in the feature store {self.path}")

@@ -9,11 +9,14 @@ from typing import ClassVar
 from prunelens.core.errors import SettingsError
 from prunelens.models import DTYPES
 from prunelens.jobs.loop import Job, JobConfig, Processed, RunSummary, run_job
+from prunelens.core import progress as terminal  # terminal.interactive() at call time: tests patch it
 from prunelens.core.progress import log_line
 from prunelens.pruning.eta import APPROXIMATE_MODES, HOUR, StepClock, duration, step_work
 from prunelens.pruning.greedy import Approximation, greedy_prune, planned_steps
+from prunelens.pruning.scorers import make_scorer, make_screener
 from prunelens.core.objectives import Objective
 from prunelens.pruning.store import STORE_NAME, consolidate, part_path, write_part
+from prunelens.pruning.surrogate_screen import load_predictor
 from prunelens.core.ranking import GreedyRanking
 from prunelens.core.registry import SCORERS
 from prunelens.core.settings import setting
@@ -89,9 +92,6 @@ class PruneJob(Job):
         self.objective = Objective.parse(self.config.objective)  # the config has checked every setting
 
     def start(self, loaded):
-        from prunelens.pruning.scorers import make_scorer, make_screener
-        from prunelens.pruning.surrogate_screen import load_predictor
-
         self.loaded = loaded
         self.predictor = None
         if self.config.surrogate is not None:
@@ -102,8 +102,6 @@ class PruneJob(Job):
 
     def process(self, example, chain):
         from tqdm.auto import tqdm
-
-        from prunelens.core.progress import interactive
 
         config = self.config
         total = planned_steps(len(chain.reasoning_ids), config.keep, config.steps)
@@ -123,7 +121,7 @@ class PruneJob(Job):
             elif not bar.disable:
                 bar.set_postfix_str(f"about {duration(left)} left", refresh=False)
 
-        with tqdm(total=total, desc=example.id, unit="step", leave=False, disable=not (self.progress and interactive())) as bar:
+        with tqdm(total=total, desc=example.id, unit="step", leave=False, disable=not (self.progress and terminal.interactive())) as bar:
             result = greedy_prune(self.scorer, chain.prompt_ids, chain.reasoning_ids, chain.answer_ids, self.objective,
                                   config.keep, config.steps, on_step=on_step, on_start=on_start,
                                   approximation=config.approximation(), predictor=self.predictor,

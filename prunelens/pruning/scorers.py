@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prunelens.core.registry import SCORERS
+from prunelens.models import rounded_copy
 
 
 def make_scorer(name: str, model, token_budget: int):
@@ -13,8 +14,6 @@ def make_scorer(name: str, model, token_budget: int):
 def make_screener(name: str, model, token_budget: int, approximation):
     """Rounded screening's screener: the scorer ``name`` over a copy of ``model`` in ``approximation.rounded``
     (see ``prunelens.pruning.greedy.Approximation``); None when the approximation does not screen that way."""
-    from prunelens.models import rounded_copy
-
     if approximation.rounded is None:
         return None
     return make_scorer(name, rounded_copy(model, approximation.rounded), token_budget)

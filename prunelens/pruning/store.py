@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from prunelens import stores
+from prunelens.core.ranking import load_rankings
 from prunelens.stores import ENGINE, write_netcdf
 
 PARTS_DIR = "scores"
@@ -68,8 +69,6 @@ def consolidate(out_dir: Path, example_ids: Sequence[str], attrs: dict) -> Path:
 def open_scores(out_dir: Path):
     """Open a run's candidate scores lazily (consolidating the finished examples first where the run was
     interrupted before its own consolidation)."""
-    from prunelens.core.ranking import load_rankings
-
     def consolidate_finished(ids):
         first = load_rankings(out_dir)[0]
         consolidate(out_dir, ids, {"model": first.model, "objective": first.objective})

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from prunelens.core.errors import PrunelensError
+from prunelens.probes.backends import make_backend
 from prunelens.probes.features import FEATURE_DEFINITION, received_sums
 
 
@@ -32,7 +33,8 @@ class SurrogatePredictor:
 def load_predictor(path: Path, loaded, model_name: str) -> SurrogatePredictor:
     """The saved surrogate at ``path`` over ``loaded``'s model, or a one-line PrunelensError naming the mismatch.
     Switches the model to the blockwise attention implementation (prunelens.probes.blockwise)."""
-    from prunelens.probes.backends import make_backend
+    # deferred: prunelens.probes.surrogate imports scipy.stats (through core.bootstrap), over a second to import,
+    # which only --surrogate runs need; `prunelens prune` imports this module at its top
     from prunelens.probes.surrogate import Surrogate, surrogate_refusal
 
     surrogate = Surrogate.load(path)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prunelens.core.errors import BadRecordError, PrunelensError
+from prunelens.core.ranking import load_rankings
 from prunelens.core.settings import setting
 from prunelens.rankers.base import Ranker
 
@@ -21,8 +22,6 @@ class GreedyRanker(Ranker):
     """Reads ``--pruning DIR``; each selected example must have a finished greedy ranking there."""
 
     def validate(self):
-        from prunelens.core.ranking import load_rankings
-
         if self.options.pruning is None:
             raise PrunelensError("--method greedy needs --pruning DIR (a `prunelens prune` output folder)")
         rankings = [r for r in load_rankings(Path(self.options.pruning)) if r.method == "greedy"]

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from prunelens.core.registry import BACKENDS
 from prunelens.core.settings import setting
-from prunelens.probes.store import check_store_path
-from prunelens.probes.features import H2O_DEFINITION
+from prunelens.probes.backends import make_backend
+from prunelens.probes.features import H2O_DEFINITION, chain_features
+from prunelens.probes.store import FeatureIndex, check_store_path
 from prunelens.core.ranked import ranked_by
 from prunelens.rankers.base import Ranker
 
@@ -43,13 +44,9 @@ class H2ORanker(Ranker):
 
     def start(self, loaded):
         if self.options.features is not None:
-            from prunelens.probes.store import FeatureIndex
-
             self.store = FeatureIndex(self.options.features)
             self.store.check_model(self.config.model)
         else:
-            from prunelens.probes.backends import make_backend
-
             self.backend = make_backend(self.options.backend, loaded)
 
     def settings(self):
@@ -59,7 +56,5 @@ class H2ORanker(Ranker):
         if self.options.features is not None:
             importance = self.store.h2o[self.store.rows_for(example.id, chain.reasoning_ids)]
         else:
-            from prunelens.probes.features import chain_features
-
             importance = chain_features(self.backend, chain).h2o
         return ranked_by(importance)

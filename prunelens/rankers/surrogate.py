@@ -13,7 +13,7 @@ from pathlib import Path
 from prunelens.core.errors import PrunelensError
 from prunelens.core.ranked import ranked_by
 from prunelens.core.settings import setting
-from prunelens.probes.store import check_store_path
+from prunelens.probes.store import FeatureIndex, check_store_path
 from prunelens.rankers.base import Ranker
 
 
@@ -37,7 +37,8 @@ class SurrogateRanker(Ranker):
         check_store_path(self.options.features)
 
     def start(self, loaded):
-        from prunelens.probes.store import FeatureIndex
+        # deferred: prunelens.probes.surrogate imports scipy.stats (through core.bootstrap), over a second to
+        # import; the CLI imports this module for SurrogateOptions whatever the command
         from prunelens.probes.surrogate import Surrogate, surrogate_refusal
 
         self.surrogate = Surrogate.load(self.options.surrogate)

@@ -19,6 +19,7 @@ import numpy as np
 from prunelens.core.errors import PrunelensError, reason
 from prunelens.core.ranked import ranked_by
 from prunelens.core.settings import setting
+from prunelens.models import resolve_device
 from prunelens.rankers.base import Ranker
 
 DEFAULT_CLASSIFIER = "microsoft/llmlingua-2-xlm-roberta-large-meetingbank"
@@ -38,8 +39,6 @@ def load_classifier(name: str, device: str = "cpu") -> tuple[Any, Any]:
     PrunelensError with a one-line message when either cannot be loaded (missing path, no network...).
     """
     from transformers import AutoModelForTokenClassification, AutoTokenizer
-
-    from prunelens.models import resolve_device
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
