@@ -205,7 +205,8 @@ def model_section(model: str, summary: dict, dynamics: RankDynamics, coarse: Ran
         f"### Category retention (§5.1, Figure 3), {chains} chains",
         "",
         f"Token counts per category (the unpruned chains): {', '.join(f'{c} {round(retention.distribution[c] * retention.tokens)}' for c in CATEGORIES)}"
-        f" of {retention.tokens} tokens; most frequent: {counts.dominant()}.",
+        f" of {retention.tokens} tokens; most frequent: {counts.dominant()}. Figure: "
+        f"paper_claims_{model}_retention.png (one panel per method, 95% bands over chains).",
         "",
     ]  # fmt: skip
     for measure, definition in MEASURES.items():
@@ -232,6 +233,8 @@ def report(args) -> None:
         sections += model_section(model, summary, dynamics, coarse, counts)
         dynamics.figure(args.out_dir / f"paper_claims_{model}_rank_dynamics.png",
                         title=f"Rank dynamics of greedy pruning, {model}")  # fmt: skip
+        curves(counts).figure(args.out_dir / f"paper_claims_{model}_retention.png",
+                              title=f"Category retention, {model} ({len(counts.ids)} chains, offline labels)")  # fmt: skip
         for name, run in summary["runs"].items():
             compute.append([model, name, run["chains"], f"{run['seconds'] / 60:.1f}"])
     lines = [

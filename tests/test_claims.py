@@ -66,7 +66,8 @@ def test_paper_claims_script_exports_then_reports_from_the_data_alone(tmp_path, 
                  "| smollm2-135m | greedy-joint | 2 |"):  # fmt: skip
         assert text in report, text
     assert "no verdict (fewer than 10 chains)" in report and "| holds" not in report  # two chains: no verdicts
-    assert (out / "paper_claims_smollm2-135m_rank_dynamics.png").read_bytes()[:4] == b"\x89PNG"
+    for figure in ("rank_dynamics", "retention"):
+        assert (out / f"paper_claims_smollm2-135m_{figure}.png").read_bytes()[:4] == b"\x89PNG"
     first = report.split("This report:")[0]
     module.main(["--models", "smollm2-135m", "gemma3-270m", "--data", str(data), "--out-dir", str(out)])
     assert (out / "paper_claims.md").read_text().split("This report:")[0] == first  # the same data, the same report
