@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from prunelens.core.bootstrap import ALPHA, bootstrap_means, bootstrap_p_value, holm
+from prunelens.report import markdown_table
 
 ABOVE, BELOW, NEAR_ZERO = 1, -1, 0
 MARGIN = 0.05
@@ -80,7 +81,8 @@ class ClaimTest:
         return found + (" (provisional)" if self.n < self.target else "")
 
 
-def evaluate_claims(claims: Sequence[tuple[ClaimTest, np.ndarray]], resamples: int = 10000, seed: int = 0) -> list[ClaimTest]:
+def evaluate_claims(claims: Sequence[tuple[ClaimTest, np.ndarray]], resamples: int = 10000,
+                    seed: int = 0) -> list[ClaimTest]:  # fmt: skip
     """Fill in each claim's estimate, p-values and Holm-level interval from its per-example values (NaNs
     dropped); the claims passed together form one Holm family."""
     draws, tested = [], []
@@ -103,8 +105,6 @@ def evaluate_claims(claims: Sequence[tuple[ClaimTest, np.ndarray]], resamples: i
 def claims_table(claims: Sequence[ClaimTest]) -> str:
     """One row per claim: section, claim, the paper's figure, model, measure, N, estimate [interval], Holm p,
     verdict."""
-    from prunelens.report import markdown_table
-
     rows = [[c.section, c.claim, c.paper, c.model, c.measure, c.n,
              f"{c.estimate:+.3f} [{c.low:+.3f}, {c.high:+.3f}]" if np.isfinite(c.low) else f"{c.estimate:+.3f}",
              f"{c.p_holm:.3g}" if np.isfinite(c.p_holm) else "–", c.verdict] for c in claims]  # fmt: skip

@@ -38,6 +38,10 @@ from prunelens.pruning.compare import hit_at_s, removed_between
 from prunelens.core.keep import n_keep
 from prunelens.core.ranked import ascending_order
 from prunelens.core.ranking import GreedyRanking, Ranking, keep_grid, load_rankings
+from prunelens.pruning.store import open_scores
+from prunelens.report import markdown_table
+from prunelens.plots import Curve, curves_figure
+from prunelens.stores import ENGINE, write_netcdf
 
 LOCAL = "local"
 FROZEN = "frozen (ρ=1.0)"
@@ -75,7 +79,8 @@ def chain_hits(greedy: GreedyRanking, candidate_scores: np.ndarray, others: Sequ
         orders = [local, frozen, None, draw, *(other.deletion_order for other in others)]
         for variant, without_first in enumerate((False, True)):
             left_out = int(without_first)
-            expected = (removed[index] - left_out) / (present[index] - left_out) if removed[index] > left_out else np.nan
+            left = removed[index] - left_out
+            expected = left / (present[index] - left_out) if left > 0 else np.nan
             hits[variant, index] = [expected if ranking is None else
                                     hit_at_s(order, ranking, n, high, low, without_first=without_first)
                                     for ranking in orders]  # fmt: skip
@@ -132,7 +137,7 @@ class RankDynamics:
         return mean, low, high
 
     def paired_difference(self, first: str, second: str, seed: int = 0, resamples: int = 2000,
-                          without_first: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+                          without_first: bool = False) -> tuple[np.ndarray, ...]:
         """Mean over examples of Hit@|S|(``first``) − Hit@|S|(``second``) per transition, its 95% paired bootstrap
         interval (the per-example differences resampled) and the number of examples with both values: four
         per-transition arrays (NaN mean where no example has both)."""
@@ -150,8 +155,6 @@ class RankDynamics:
 
     def table(self, seed: int = 0, without_first: bool = False) -> str:
         """A Markdown table: one row per transition, mean Hit@|S| (95% CI) per ranking."""
-        from prunelens.report import markdown_table
-
         mean, low, high = self.summary(seed, without_first=without_first)
         hits = self.values(without_first)
         rows = []
@@ -167,8 +170,6 @@ class RankDynamics:
         """Hit@|S| against the keep fraction where each transition starts, one line per ranking, in two panels:
         as defined, and with each transition's first deletion left out. Local, frozen and the random expectation
         (dashed) with 95% CI bands, the random draw dotted. Saves a PNG."""
-        from prunelens.plots import Curve, curves_figure
-
         x = [start for start, _ in self.transitions]
         styles = {RANDOM_EXPECTED: "--", RANDOM_DRAW: ":"}
         banded = (LOCAL, FROZEN, RANDOM_EXPECTED)  # more bands would hide each other
@@ -188,8 +189,6 @@ class RankDynamics:
         """Write a netCDF file (dims example, transition, ranking)."""
         import xarray as xr
 
-        from prunelens.stores import write_netcdf
-
         starts, ends = zip(*self.transitions)
         data = xr.Dataset(
             {"hit": (("example", "transition", "ranking"), self.hits),
@@ -208,8 +207,6 @@ class RankDynamics:
         """Read a file ``save`` wrote."""
         import xarray as xr
 
-        from prunelens.stores import ENGINE
-
         if not Path(path).is_file():
             raise PrunelensError(f"{path}: no such rank-dynamics file")
         with xr.open_dataset(path, engine=ENGINE) as data:
@@ -226,8 +223,6 @@ def rank_dynamics(pruning: Path, others: Mapping[str, Path] | None = None, keeps
     ranking every chain of the run over the same tokens), for each transition of ``keeps`` (default:
     ``keep_grid`` of the run) of an exact `prunelens prune` run: all its finished chains, or those of ``ids``
     (a run still going is read as far as it got)."""
-    from prunelens.pruning.store import open_scores
-
     greedy = load_rankings(pruning)
     if ids is not None:
         missing = sorted(set(ids) - {r.id for r in greedy})

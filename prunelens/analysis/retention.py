@@ -39,6 +39,9 @@ from prunelens.core.bootstrap import ALPHA, bootstrap_interval, bootstrap_means,
 from prunelens.core.errors import PrunelensError
 from prunelens.core.keep import n_keep
 from prunelens.core.ranking import Ranking, keep_grid
+from prunelens.report import markdown_table
+from prunelens.plots import Curve, bars_figure, curves_figure
+from prunelens.stores import ENGINE, write_netcdf
 
 GRID_STEP = 0.05
 MEASURES = {
@@ -93,8 +96,6 @@ class Retention:
 
     def table(self) -> str:
         """Areas per method (rows) and category (columns), with bootstrap 95% intervals."""
-        from prunelens.report import markdown_table
-
         rows = []
         for result in self.methods.values():
             cells = [_area_cell(result.curves.get(c)) for c in CATEGORIES]
@@ -103,16 +104,12 @@ class Retention:
 
     def distribution_table(self) -> str:
         """Each category's share of the unpruned chains' tokens."""
-        from prunelens.report import markdown_table
-
         shares = self.distribution
         rows = [[c, round(shares[c] * self.tokens), f"{100 * shares[c]:.1f}%", self.having[c]] for c in CATEGORIES]
         return markdown_table(["category", "tokens", "share", "chains with it"], rows)
 
     def figure(self, path: Path, title: str = "Category retention under pruning") -> Path:
         """One panel per method, one curve per category (95% bands), the uniform-deletion diagonal."""
-        from prunelens.plots import Curve, curves_figure
-
         panels = {name: [Curve(c.category, c.keeps, c.retention, c.low, c.high) for c in result.curves.values()]
                   for name, result in self.methods.items()}  # fmt: skip
         return curves_figure(panels, path, title=title, xlabel="keep fraction ρ", ylabel="share of category kept",
@@ -120,8 +117,6 @@ class Retention:
 
     def distribution_figure(self, path: Path, label: str, title: str = "Categories of unpruned chains") -> Path:
         """A bar per category: its share of the unpruned chains' tokens (``label`` names the chains)."""
-        from prunelens.plots import bars_figure
-
         return bars_figure({label: self.distribution}, path, title=title, xlabel="category", ylabel="share of tokens")
 
 
@@ -225,8 +220,6 @@ class RetentionCounts:
 
         import xarray as xr
 
-        from prunelens.stores import write_netcdf
-
         data = xr.Dataset(
             {"tokens": (("example", "category"), self.tokens),
              "kept": (("method", "example", "category", "keep"), self.kept),
@@ -243,8 +236,6 @@ class RetentionCounts:
         import json
 
         import xarray as xr
-
-        from prunelens.stores import ENGINE
 
         if not Path(path).is_file():
             raise PrunelensError(f"{path}: no such retention-counts file")
@@ -333,13 +324,12 @@ def area_tests(counts: RetentionCounts, measure: str = "raw", min_chains: int = 
 
 def area_table(tests: Sequence[AreaTest]) -> str:
     """Methods (rows) by categories (columns): area [Holm-level interval], * where the Holm test rejects 0."""
-    from prunelens.report import markdown_table
-
     cells: dict[str, dict[str, str]] = {}
     for test in tests:
         mark = "*" if test.p_holm < ALPHA else ""
         cells.setdefault(test.method, {})[test.category] = f"{test.area:+.3f}{mark} [{test.low:+.3f}, {test.high:+.3f}]"
-    return markdown_table(["method", *CATEGORIES], [[m, *(row.get(c, "–") for c in CATEGORIES)] for m, row in cells.items()])
+    rows = [[method, *(row.get(c, "–") for c in CATEGORIES)] for method, row in cells.items()]
+    return markdown_table(["method", *CATEGORIES], rows)
 
 
 def _labelled(method: str, rankings: Sequence[Ranking], annotations: Mapping[str, Annotation]):

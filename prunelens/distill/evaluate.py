@@ -23,8 +23,14 @@ from prunelens.distill.generate import HFGenerator, Sampling, prompt_texts
 from prunelens.core.jsonl import append_jsonl, read_finished, write_atomic
 from prunelens.core.provenance import refuse_changed_examples
 from prunelens.core.progress import log_line
-from prunelens.selection import Selection
+from prunelens.selection import Selection, select_examples, skip_recorder
 from prunelens.core.settings import THREADS_HELP, setting
+from prunelens.pruning.scorer import HFScorer
+from prunelens.datasets.tokenize import prompt_and_answer_ids
+from prunelens.core.objectives import Objective
+from prunelens.jobs.run_folder import check_settings, record_settings
+from prunelens.jobs.workers import set_threads
+from prunelens.models import load_model
 
 PREDICTIONS_NAME = "predictions.jsonl"
 
@@ -62,8 +68,6 @@ def evaluate(loaded, bench: Benchmark, examples: list[Example], out_dir: Path, *
              max_new_tokens: int = 256, log=log_line) -> Evaluation:  # fmt: skip
     """Decode greedily, grade and score every example, appending one row per question to
     ``out_dir/predictions.jsonl`` (a rerun resumes after the last finished batch); the aggregates over all."""
-    from prunelens.pruning.scorer import HFScorer
-
     path = Path(out_dir) / PREDICTIONS_NAME
     refuse_changed_examples(read_finished(path), examples, path)
     done = {row["id"] for row in read_finished(path)}
@@ -86,8 +90,6 @@ def evaluate(loaded, bench: Benchmark, examples: list[Example], out_dir: Path, *
 def _row(tokenizer, scorer, bench: Benchmark, example: Example, generation) -> dict:
     """One question's prediction row: the completion, its grade, reasoning and generated lengths (tokens) and
     answer log-likelihood."""
-    from prunelens.datasets.tokenize import prompt_and_answer_ids
-    from prunelens.core.objectives import Objective
 
     reasoning = bench.reasoning_of(generation.text)
     reasoning = generation.text.strip() if reasoning is None else reasoning
@@ -120,10 +122,6 @@ class EvalConfig(Selection):
 def run_evaluation(config: EvalConfig, log=log_line) -> Evaluation:
     """Evaluate ``config.model`` on the selection; writes predictions.jsonl (resumable) and, once every question is
     done, evaluation.json. A folder whose evaluation.json exists is returned without loading the model."""
-    from prunelens.jobs.run_folder import check_settings, record_settings
-    from prunelens.jobs.workers import set_threads
-    from prunelens.models import load_model
-    from prunelens.selection import select_examples, skip_recorder
 
     out_dir = config.output_dir()
     check_settings(out_dir, "eval", config)

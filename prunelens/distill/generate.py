@@ -15,6 +15,7 @@ from transformers import StoppingCriteria
 
 from prunelens.datasets.base import Benchmark, Example
 from prunelens.datasets.prompts import build_prompt
+from prunelens.models import load_model
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,6 @@ class HFGenerator:
     @classmethod
     def load(cls, model: str, *, device: str = "cpu", dtype: str = "float32", batch_size: int = 8) -> HFGenerator:
         """A generator on ``model`` (alias, local dir, .gguf or hub id) loaded with ``prunelens.models.load_model``."""
-        from prunelens.models import load_model
-
         return cls(load_model(model, device=device, dtype=dtype), batch_size)
 
     def generate(self, bench: Benchmark, prompts: list[str], sampling: Sampling) -> list[list[Generation]]:

@@ -114,8 +114,8 @@ def comparisons_text(out_dir: Path, rows: list[dict]) -> str:
     if not comparisons:
         return ""
     return (f"## Paired comparisons with {REFERENCE}\n\nPer test question, accuracy averaged over the seeds both "
-            f"students have; the difference {REFERENCE} − method, paired bootstrap over questions, Holm-corrected across "
-            f"all {len(comparisons)} comparisons (α = {ALPHA}).\n\n{comparisons_table(comparisons)}\n")
+            f"students have; the difference {REFERENCE} − method, paired bootstrap over questions, Holm-corrected "
+            f"across all {len(comparisons)} comparisons (α = {ALPHA}).\n\n{comparisons_table(comparisons)}\n")
 
 
 def write_distill_report(out_dir: Path, rows: list[dict]) -> None:

@@ -39,6 +39,15 @@ from prunelens.core.settings import (
     setting_names,
     settings_for,
 )
+from prunelens.core.registry import BENCHMARKS, RANKERS
+from prunelens.distill.evaluate import EvalConfig, EVALUATION_NAME, run_evaluation
+from prunelens.distill.sft import TrainConfig, train_student
+from prunelens.distill.teach import TeachConfig, run_teach
+from prunelens.pruning.run import PruneConfig, run_pruning
+from prunelens.rankers.run import RankConfig, run_rank
+from prunelens.compress import CompressConfig, chains_path, compress_rankings, load_student_tokenizer
+from prunelens.jobs.workers import set_threads
+from prunelens.distill.report import write_distill_report
 
 GREEDY_METHODS = {"greedy-joint": "joint", "greedy-answer": "answer"}
 STAGE_TABLES = ("teach", "prune", "rank", "train", "eval")
@@ -153,8 +162,6 @@ def load_distill_config(path: Path | None = None, preset: str = "cpu") -> Distil
 def _check_run(config: DistillConfig, path: Path | None) -> None:
     """Refuse, before anything runs, settings that would fail or mislead hours later: unknown methods, keep fractions
     outside (0, 1], learning rates that are not numbers, and training questions that are test questions."""
-    from prunelens.core.registry import BENCHMARKS, RANKERS
-
     where = path or "preset"
     BENCHMARKS.get(config.dataset)
     for method in config.methods:
@@ -197,11 +204,6 @@ def _read_config_file(path: Path) -> dict:
 
 def stage_types() -> dict[str, type]:
     """The config dataclass each stage table fills."""
-    from prunelens.distill.evaluate import EvalConfig
-    from prunelens.distill.sft import TrainConfig
-    from prunelens.distill.teach import TeachConfig
-    from prunelens.pruning.run import PruneConfig
-    from prunelens.rankers.run import RankConfig
 
     return {"teach": TeachConfig, "prune": PruneConfig, "rank": RankConfig, "train": TrainConfig, "eval": EvalConfig}
 
@@ -281,8 +283,6 @@ class Pipeline:
     # stages -----------------------------------------------------------------------------------------------------
 
     def teach(self) -> Path:
-        from prunelens.distill.teach import run_teach
-
         config = self.build("teach", out=self.out / "teach")
         chains = config.output_dir() / "chains.jsonl"
         self.stage("teach", None, lambda: run_teach(config, log=self.log))
@@ -293,22 +293,16 @@ class Pipeline:
     def rankings(self, method: str, chains: Path) -> Path:
         out = self.out / "rankings" / method
         if method in GREEDY_METHODS:
-            from prunelens.pruning.run import run_pruning
-
             overrides = self.config.prune.get("answer", {}) if method == "greedy-answer" else {}
             config = self.build("prune", chains=chains, limit=None, out=out, objective=GREEDY_METHODS[method],
                                 keep=self.greedy_keep(), **overrides)  # fmt: skip
             self.stage(f"rank {method}", None, lambda: run_pruning(config, progress=False, log=self.log))
         else:
-            from prunelens.rankers.run import run_rank
-
             config = self.build("rank", chains=chains, limit=None, out=out, method=method)
             self.stage(f"rank {method}", None, lambda: run_rank(config, progress=False, log=self.log))
         return out
 
     def compress(self, method: str, rankings: Path) -> Path:
-        from prunelens.compress import CompressConfig, compress_rankings
-
         out = self.out / "compress" / method
         config = CompressConfig(rankings=rankings, keep=list(self.config.keeps), student_tokenizer=self.student,
                                 out=out, skip_bad=True)  # fmt: skip
@@ -319,8 +313,6 @@ class Pipeline:
     def carry_options(self, folder: Path) -> None:
         """Copy multiple-choice options from the teacher's chains into compressed chains (rankings hold no options,
         and a student must see the choices its answer letter refers to)."""
-        from prunelens.compress import chains_path
-
         options = {row["id"]: row["options"] for row in read_finished(self.out / "teach" / "chains.jsonl")
                    if row.get("options")}  # fmt: skip
         if not options:
@@ -333,8 +325,6 @@ class Pipeline:
     def greedy_keep(self) -> float:
         """How deep greedy prunes: the lowest keep, or 0.1 lower when the pruner's tokenizer is not the student's
         (greedy's keep counts pruner tokens, and a student may need more deletions to reach the same fraction)."""
-        from prunelens.compress import load_student_tokenizer
-
         lowest = min(self.config.keeps)
         pruner = load_student_tokenizer(self.build("prune").model)
         student = load_student_tokenizer(self.student)
@@ -343,15 +333,11 @@ class Pipeline:
 
     @property
     def student(self) -> str:
-        from prunelens.distill.sft import TrainConfig
-
         return self.config.train.get("student", TrainConfig.student)
 
     def train_and_evaluate(self, name: str, method: str, keep: float | None, chains: Path,
                            seed: int = 0) -> StudentResult:  # fmt: skip
         """Fine-tune one student per learning rate on ``chains`` with ``seed``, evaluate the best by dev accuracy."""
-        from prunelens.distill.sft import train_student
-
         rates = learning_rates(self.config)
         name = name if seed == 0 else f"{name}-seed{seed}"
         trained = []
@@ -372,16 +358,12 @@ class Pipeline:
                              sum(lengths) / len(lengths) if lengths else None, seed)  # fmt: skip
 
     def evaluate(self, name: str, model) -> dict:
-        from prunelens.distill.evaluate import EVALUATION_NAME, run_evaluation
-
         config = self.build("eval", model=str(model), out=self.out / "eval" / name)
         done = (config.output_dir() / EVALUATION_NAME).exists()
         return self.stage(f"eval {name}", done, lambda: run_evaluation(config, log=self.log)).to_dict()
 
     def run(self) -> list[StudentResult]:
         """Every stage in order; returns (and writes) one result per evaluated student."""
-        from prunelens.compress import chains_path
-        from prunelens.jobs.workers import set_threads
 
         set_threads(self.config.threads)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -398,14 +380,13 @@ class Pipeline:
                 for method in self.config.methods:  # each method's rankings are made once, when first needed
                     if method not in compressed:
                         compressed[method] = self.compress(method, self.rankings(method, chains))
-                    self.results.append(self.train_and_evaluate(f"{method}-keep{keep:g}", method, keep,
-                                                                chains_path(compressed[method], keep), seed))  # fmt: skip
+                    chains_at_keep = chains_path(compressed[method], keep)
+                    self.results.append(self.train_and_evaluate(f"{method}-keep{keep:g}", method, keep, chains_at_keep,
+                                                                seed))  # fmt: skip
                     self.write_results()
         return self.results
 
     def write_results(self) -> None:
-        from prunelens.distill.report import write_distill_report
-
         write_distill_report(self.out, [r.to_dict() for r in self.results])
 
 

@@ -33,6 +33,10 @@ from prunelens.core.errors import BadRecordError, PrunelensError
 from prunelens.core.jsonl import replace_atomically, write_atomic
 from prunelens.core.progress import log_line
 from prunelens.core.settings import THREADS_HELP, Variants, folder_name, name_parts, setting, settle_variant
+from prunelens.datasets.tokenize import tokenize_chain
+from prunelens.models import LoadedModel, load_model
+from prunelens.jobs.run_folder import check_settings, record_settings
+from prunelens.jobs.workers import set_threads
 
 JOB = "train"
 SUMMARY_NAME = "train.json"
@@ -124,8 +128,6 @@ def training_rows(tokenizer, bench: Benchmark, examples: list[Example], max_leng
     ``max_length`` tokens (truncation would cut the answer and the EOS). The ids are ``tokenize_chain``'s prompt,
     reasoning and answer ids (each tokenised on its own, as pruning scored them) and the EOS; the mask marks the
     completion, the only tokens with a loss. A record without reasoning or answer raises BadRecordError."""
-    from prunelens.datasets.tokenize import tokenize_chain
-
     if tokenizer.eos_token_id is None:
         raise PrunelensError("the student's tokenizer has no EOS token, so it cannot learn to stop")
     rows, left_out = [], []
@@ -217,8 +219,6 @@ def _dev_callback(config: TrainConfig, loaded, bench: Benchmark, dev: list[Examp
                 self.eval_seconds += time.perf_counter() - started
 
         def evaluate(self, model, step: int) -> None:
-            from prunelens.models import LoadedModel
-
             folder = out_dir / DEV_DIR / f"step-{step}"
             folder.mkdir(parents=True, exist_ok=True)
             model.eval()
@@ -278,9 +278,6 @@ def train_student(config: TrainConfig, log=log_line) -> TrainSummary:
     """Fine-tune ``config.student`` on ``config.chains`` into ``config.output_dir()``: the best dev checkpoint in
     ``model/``, dev predictions per evaluated step in ``dev/step-<N>/``, the summary in ``train.json``. A finished
     folder returns its summary; a folder with other result settings is refused."""
-    from prunelens.jobs.run_folder import check_settings, record_settings
-    from prunelens.jobs.workers import set_threads
-    from prunelens.models import load_model
 
     out_dir = config.output_dir()
     check_settings(out_dir, JOB, config)

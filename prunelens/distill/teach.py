@@ -40,6 +40,9 @@ from prunelens.core.provenance import refuse_changed_examples
 from prunelens.core.registry import GENERATORS
 from prunelens.selection import Selection, select_examples, skip_recorder
 from prunelens.core.settings import THREADS_HELP, Variants, setting, settle_variant
+from prunelens.jobs.run_folder import check_settings, record_settings
+from prunelens.distill.generate import Sampling, prompt_texts, prompts_per_call
+from prunelens.jobs.workers import set_threads
 
 JOB = "teach"
 CHAINS_NAME = "chains.jsonl"
@@ -106,8 +109,6 @@ class TeachSummary:
 
 def run_teach(config: TeachConfig, log=log_line) -> TeachSummary:
     """Write the selection's teacher chains into ``config.output_dir()``, resuming a previous run there."""
-    from prunelens.jobs.run_folder import check_settings, record_settings
-
     started = time.perf_counter()
     config.validate()
     out_dir = config.output_dir()
@@ -133,9 +134,6 @@ def run_teach(config: TeachConfig, log=log_line) -> TeachSummary:
 
 def _sample(config: TeachConfig, bench: Benchmark, todo: list[Example], out_dir: Path, log) -> None:
     """Load the teacher, then per generate call sample, judge and write each question's outcome."""
-    from prunelens.distill.generate import Sampling, prompt_texts, prompts_per_call
-    from prunelens.jobs.run_folder import record_settings
-    from prunelens.jobs.workers import set_threads
 
     set_threads(config.threads)
     generator = GENERATORS.load(config.generator).load(config.model, device=config.device, dtype=config.dtype,

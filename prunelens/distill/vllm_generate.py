@@ -13,6 +13,7 @@ from __future__ import annotations
 from prunelens.datasets.base import Benchmark
 from prunelens.distill.generate import Generation, Sampling, cut_completion, prompt_seed
 from prunelens.core.errors import PrunelensError
+from prunelens.models import resolve_directory
 
 
 def _require_vllm():
@@ -37,8 +38,6 @@ class VLLMGenerator:
     @classmethod
     def load(cls, model: str, *, device: str = "cpu", dtype: str = "float32", batch_size: int = 8) -> VLLMGenerator:
         """A vLLM engine on ``model`` (alias, local dir, .gguf or hub id); vLLM places it on its own device."""
-        from prunelens.models import resolve_directory
-
         _require_vllm()  # before converting an alias
         directory, _hub = resolve_directory(model)
         return cls(directory, batch_size, dtype=dtype)
