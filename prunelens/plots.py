@@ -84,52 +84,79 @@ def bars_figure(series: dict[str, dict[str, float]], path: Path, *, title: str, 
 
 @dataclass
 class Scatter:
-    """One panel of labelled points {label: (x, y)}, its y-axis label and an optional reference level."""
+    """One panel of labelled points {label: (x, y)}, its y-axis label, an optional reference level (dashed) and an
+    optional second one (dotted, e.g. zero)."""
 
     points: dict[str, tuple[float, float]]
     ylabel: str
     reference: float | None = None
     reference_label: str = ""
+    baseline: float | None = None
+
+
+MARKERS = "osD^v<>pP*Xh"
+
+
+def frontier(points: dict[str, tuple[float, float]]) -> set[str]:
+    """The labels of the points no other point beats on both x and y (higher is better on both)."""
+    return {label for label, (x, y) in points.items()
+            if not any(ox >= x and oy >= y and (ox, oy) != (x, y) for ox, oy in points.values())}  # fmt: skip
 
 
 def scatter_figure(panels: dict[str, Scatter], path: Path, *, title: str, xlabel: str, logx: bool = False,
-                   columns: int | None = None) -> Path:  # fmt: skip
-    """One panel per entry of ``panels`` (``columns`` to a row), each point labelled with its name and the
-    panel's reference level drawn as a dashed line. Saves a PNG."""
+                   columns: int | None = None, label: str = "all") -> Path:  # fmt: skip
+    """One panel per entry of ``panels`` (``columns`` to a row). Each label keeps one colour and marker in every
+    panel and is named in a legend below the panels; ``label`` = "all" also writes every label beside its point,
+    "frontier" only those on the panel's Pareto frontier (``frontier``). The panel's reference level is a dashed
+    line, its baseline a dotted one. Saves a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    labels = list(dict.fromkeys(name for panel in panels.values() for name in panel.points))
+    colours = plt.get_cmap("tab20")
+    style = {name: (colours(i % 20), MARKERS[i % len(MARKERS)]) for i, name in enumerate(labels)}
     columns = min(columns or len(panels), len(panels))
     rows = -(-len(panels) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 4 * rows), squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 4 * rows + 0.25 * (-(-len(labels) // 4) + 1)),
+                                squeeze=False)  # fmt: skip
     for axis in axes.flat[len(panels) :]:
         axis.set_visible(False)
     for axis, (name, panel) in zip(axes.flat, panels.items()):
-        for label, (x, y) in panel.points.items():
-            axis.scatter([x], [y], s=18)
-            axis.annotate(label, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        written = set(panel.points) if label == "all" else frontier(panel.points)
+        for point, (x, y) in panel.points.items():
+            colour, marker = style[point]
+            axis.scatter([x], [y], s=24, color=colour, marker=marker)
+            if point in written:
+                axis.annotate(point, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
         if panel.reference is not None:
-            axis.axhline(panel.reference, linestyle="--", color="grey", label=panel.reference_label or None)
+            axis.axhline(panel.reference, linestyle="--", color="grey")
             if panel.reference_label:
-                axis.legend(fontsize=7)
+                axis.annotate(panel.reference_label, (0.01, panel.reference), xycoords=("axes fraction", "data"),
+                              fontsize=6, color="grey", xytext=(0, 2), textcoords="offset points")  # fmt: skip
+        if panel.baseline is not None:
+            axis.axhline(panel.baseline, linestyle=":", color="black", linewidth=0.8)
         if logx:
             axis.set_xscale("log")
         axis.set_title(name, fontsize=10)
         axis.set_xlabel(xlabel)
         axis.set_ylabel(panel.ylabel)
         axis.grid(alpha=0.3)
-    return _save(figure, path, title)
+    handles = [plt.Line2D([], [], linestyle="", marker=style[n][1], color=style[n][0], label=n) for n in labels]
+    figure.legend(handles=handles, loc="lower center", ncol=min(4, len(labels)), fontsize=7, frameon=False)
+    legend_height = 0.25 * (-(-len(labels) // 4) + 1) / figure.get_figheight()
+    return _save(figure, path, title, bottom=legend_height)
 
 
-def _save(figure, path: Path, title: str | None = None) -> Path:
-    """Title, lay out and write a figure as a PNG (creating its folder), then free it."""
+def _save(figure, path: Path, title: str | None = None, bottom: float = 0.0) -> Path:
+    """Title, lay out (leaving the ``bottom`` share of the height free, e.g. for a legend) and write a figure as a
+    PNG (creating its folder), then free it."""
     import matplotlib.pyplot as plt
 
     if title is not None:
         figure.suptitle(title, fontsize=11)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, bottom, 1, 1))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
     plt.close(figure)

@@ -9,9 +9,12 @@ from conftest import DATA_DIR, load_experiment, markdown_tables, numbers
 
 from prunelens.models import load_model
 from prunelens.bench.modes import DEFAULT_MODES
-from prunelens.bench.report import modes_table, per_chain_table
+from prunelens.bench.data import BenchData
+from prunelens.bench.report import modes_table, pareto_figure, per_chain_table, report_text
 from prunelens.bench.run import run_modes
 from prunelens.core.chain import TokenizedChain
+from prunelens.core.errors import PrunelensError
+from prunelens.plots import frontier
 from prunelens.pruning.compare import (
     deletion_ranks,
     hit_at_s,
@@ -37,7 +40,7 @@ def test_agreement_metrics():
     assert kendall_tau(order, order, 4) == 1.0 and kendall_tau(order, order[::-1], 4) < 0
 
 
-def test_benchmark_tables_on_a_tiny_model(tiny_model_dir):
+def test_benchmark_tables_on_a_tiny_model(tmp_path, tiny_model_dir):
     loaded = load_model(str(tiny_model_dir))
     rng = np.random.default_rng(0)
     chains = [TokenizedChain(f"t{i}", rng.integers(0, 500, 12).tolist(), rng.integers(0, 500, 10).tolist(),
@@ -64,6 +67,27 @@ def test_benchmark_tables_on_a_tiny_model(tiny_model_dir):
     for index, row in enumerate(per_chain):
         shown = [numbers(row[column])[0] for column in ("prompt", "reasoning", "answer", "naive tokens", "fast tokens")]
         assert shown == [12, 10, 2, results["naive"].tokens[index], results["fast"].tokens[index]]
+
+    # what the run measured round-trips through its data file, and the report rebuilt from it is the same
+    settings = {"model": "tiny", "dataset_title": "GSM8K", "max_tokens": 80, "objective": "joint", "keep": 0.5,
+                "token_budget": 1024, "synthetic_tokens": 0, "synthetic_steps": 2}  # fmt: skip
+    data = BenchData.of(settings, 1, 1e11, 10**6, [0.9, 0.8, 0.7, 0.6, 0.5], chains, results, seconds=3.0)
+    loaded_data = BenchData.load(data.save(tmp_path / "bench.json"))
+    assert report_text(loaded_data) == report_text(data) and "| fast bf16 |" in report_text(data)
+    assert [c.reasoning_ids for c in loaded_data.tokenized_chains()] == [c.reasoning_ids for c in chains]
+    assert loaded_data.results["fast"].orders == results["fast"].orders
+    floor_row = next(row for row in markdown_tables(report_text(data))[0] if row["mode"] == "fast bf16")
+    assert floor_row["meets floor"] == "yes"  # the floor is as faithful as itself
+    figure = pareto_figure({"tiny": data, "tiny again": loaded_data}, tmp_path / "pareto.png")
+    assert figure.read_bytes()[:4] == b"\x89PNG"
+    (tmp_path / "other.json").write_text("{}")
+    with pytest.raises(PrunelensError, match="not a benchmark data file"):
+        BenchData.load(tmp_path / "other.json")
+
+
+def test_frontier_keeps_the_points_nothing_beats_on_both_axes():
+    points = {"fast": (4.0, 1.0), "slow": (1.0, 1.0), "quick": (14.0, 0.7), "worse": (10.0, 0.6), "tie": (4.0, 1.0)}
+    assert frontier(points) == {"fast", "quick", "tie"}
 
 
 def test_surrogate_experiment_runs_small(tmp_path, tiny_model_dir):

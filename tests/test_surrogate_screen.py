@@ -162,10 +162,11 @@ def test_keeps_down_to_runs_from_0_9_to_the_final_keep():
     assert keeps_down_to(0.9) == [0.9]
 
 
-def test_meets_floor_needs_every_band_and_every_keep():
-    floor = [0.78, 0.57, 0.63]
-    assert meets_floor([0.80, 0.57, 0.70], floor, [0.0, 0.4, 1.2])
-    assert not meets_floor([0.80, 0.56, 0.90], floor, [0.0, 0.4, 1.2])  # one band under the floor
-    assert not meets_floor([0.90, 0.90, 0.90], floor, [0.5, -0.01, 1.2])  # Δ < 0 at a middle keep only
-    assert not meets_floor([0.90, 0.90, 0.90], floor, [-0.2, 0.4, 1.2])  # at the first keep
-    assert meets_floor([np.nan, 0.6, 0.7], [np.nan, 0.57, 0.63], [0.0])  # an empty band says nothing
+def test_meets_floor_needs_every_band_and_every_keep_against_the_floors_own_values():
+    floor, floor_deltas = [0.78, 0.57, 0.63], [-0.5, -1.0, -2.9]
+    assert meets_floor(floor, floor, floor_deltas, floor_deltas)  # the floor meets it by definition
+    assert meets_floor([0.80, 0.57, 0.70], floor, [0.0, -1.0, -2.0], floor_deltas)  # below exact, not below the floor
+    assert not meets_floor([0.80, 0.56, 0.90], floor, [0.0, 0.4, 1.2], floor_deltas)  # one band under the floor
+    assert not meets_floor([0.90, 0.90, 0.90], floor, [0.5, -1.01, 1.2], floor_deltas)  # under at a middle keep only
+    assert not meets_floor([0.90, 0.90, 0.90], floor, [-0.6, 0.4, 1.2], floor_deltas)  # at the first keep
+    assert meets_floor([np.nan, 0.6, 0.7], [np.nan, 0.57, 0.63], [0.0, np.nan], [-0.1, -0.2])  # empty: says nothing

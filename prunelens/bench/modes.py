@@ -83,7 +83,10 @@ class BenchConfig:
     synthetic_tokens: int = setting(0, "length of a synthetic long chain to time a few steps on (0: none; "
                                     "experiments/bench_long_chains.py measures long chains)", minimum=0)
     synthetic_steps: int = setting(2, "greedy steps measured on the synthetic chain", minimum=1)
-    out: str | None = setting("results/bench_pruning.md", "Markdown report path")
+    out: str | None = setting("results/bench_pruning.md", "Markdown report path (its data goes beside it, .json)")
+    from_data: list[str] = setting(default_factory=list, cli_type=str, parse=split_ids,
+                                   help="comma-separated data files of earlier runs: rebuild their reports and one "
+                                   "Pareto plot (a row per model) without pruning")  # fmt: skip
     pareto: str | None = setting("results/bench_pruning_pareto.png", "Pareto plot path")
     surrogate_chains: int = setting(40, "train chains the screening surrogate is trained on", minimum=1)
     surrogate_dir: str = setting("runs/bench-surrogate", "where the screening surrogate is cached")

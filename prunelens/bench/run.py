@@ -116,11 +116,15 @@ def run_modes(loaded, chains, modes, objective="joint", keep=0.5, token_budget=1
     return results
 
 
-def meets_floor(hits, floor_hits, deltas) -> bool:
-    """Whether a mode meets the rounding floor: Hit@|S| ≥ the floor's in every band (bands where either is
-    NaN, i.e. empty, say nothing) and Δ objective ≥ 0 at every keep fraction of the grid."""
-    bands_ok = all(h >= f for h, f in zip(hits, floor_hits) if np.isfinite(h) and np.isfinite(f))
-    return bands_ok and all(d >= 0 for d in deltas if np.isfinite(d))
+def meets_floor(hits, floor_hits, deltas, floor_deltas) -> bool:
+    """Whether a mode is at least as faithful as the rounding floor (exact greedy in bfloat16), both measured
+    against float32 exact: Hit@|S| ≥ the floor's in every band and Δ objective ≥ the floor's Δ objective at every
+    keep fraction of the grid (a band or keep where either value is NaN, i.e. empty, says nothing). The floor
+    meets it by definition."""
+    def at_least(values, reference):
+        return all(v >= r for v, r in zip(values, reference) if np.isfinite(v) and np.isfinite(r))
+
+    return at_least(hits, floor_hits) and at_least(deltas, floor_deltas)
 
 
 @dataclass
