@@ -225,3 +225,14 @@ def test_bench_chains_are_the_first_n_within_max_tokens():
     examples = [Example(f"e{i}", "q", "1", " ".join(["w"] * k)) for i, k in enumerate(lengths)]
     assert ids_by_length(examples, words, 1, 80, 3) == ["e0", "e2", "e3"]  # 90 and 81 are skipped, 80 is in
     assert ids_by_length(examples, words, 1, 80, 10) == ["e0", "e2", "e3", "e5"]
+
+
+def test_profile_script_accounts_for_the_wall_time(tmp_path, tiny_model_dir):
+    module = load_experiment("profile_greedy")
+    out = tmp_path / "profile.md"
+    module.main(["--models", str(tiny_model_dir), "--chains", "1", "--steps", "2", "--out", str(out)])
+    (table,) = markdown_tables(out.read_text())
+    parts = {row["part"]: numbers(row["seconds"])[0] for row in table}
+    assert set(parts) == {*module.GROUPS, "other torch ops", "Python outside torch ops", "wall time"}
+    assert parts["output layer tiles (target_logprobs)"] > 0 and parts["other linear layers"] > 0
+    assert sum(v for k, v in parts.items() if k != "wall time") == pytest.approx(parts["wall time"], abs=0.05)

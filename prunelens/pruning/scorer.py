@@ -64,6 +64,13 @@ def target_logprobs(model, hidden, targets, chunk_rows: int = 512, vocab_tile: i
     the logsumexp is merged across tiles. On CPU small tiles stay in cache (2,048 entries: the output
     projection runs ~1.5× faster than with whole-vocabulary rows); elsewhere one tile spans the vocabulary."""
     import torch
+
+    with torch.profiler.record_function("target_logprobs"):  # named in profiles (experiments/profile_greedy.py)
+        return _target_logprobs(model, hidden, targets, chunk_rows, vocab_tile)
+
+
+def _target_logprobs(model, hidden, targets, chunk_rows: int, vocab_tile: int | None):
+    import torch
     import torch.nn.functional as F
 
     head = model.get_output_embeddings()
