@@ -25,6 +25,7 @@ from prunelens.analysis.retention import DEFINITION, category_retention
 from prunelens.annotate.run import AnnotateConfig, annotate_rankings, token_agreement
 from prunelens.core.ranking import load_rankings
 from prunelens.core.registry import ANNOTATORS
+from prunelens.core.settings import build_config
 from prunelens.report import write_report
 
 OBJECTIVES = ("joint", "answer")
@@ -72,8 +73,9 @@ def main(argv=None):
                        model=args.model, progress=not args.quiet)  # fmt: skip
     runs_seconds = time.perf_counter() - started
     labelled = runs["greedy-joint"]
-    config = AnnotateConfig(rankings=labelled, annotator=args.annotator, llm_model=args.llm_model,
-                            base_url=args.base_url, concurrency=args.concurrency)  # fmt: skip
+    llm = {"llm_model": args.llm_model, "base_url": args.base_url} if args.annotator == "llm" else {}
+    config = build_config(AnnotateConfig, {"rankings": labelled, "annotator": args.annotator,
+                                           "concurrency": args.concurrency, **llm})  # the LLM's go into its options
     annotations = annotate_rankings(config, progress=not args.quiet)
     agreement = []
     if args.annotator != "offline":  # how far the offline rules are from the LLM's labels

@@ -37,14 +37,18 @@ from prunelens.annotate.client import (
 )
 from prunelens.annotate.labels import CATEGORIES, load_annotations, split_words_and_symbols
 from prunelens.annotate.llm import parse_labels
+from prunelens.annotate.rules import RuleAnnotator
 from prunelens.annotate.run import (
     AnnotateConfig,
     StabilityConfig,
+    StabilityLLMSettings,
     annotate_rankings,
     annotation_stability,
 )
 from prunelens.cli import app
-from prunelens.core.errors import PrunelensError
+from prunelens.core.errors import PrunelensError, SettingsError
+from prunelens.core.registry import ANNOTATORS
+from prunelens.core.settings import build_config
 
 
 def chain_of(body: dict) -> str:
@@ -66,7 +70,34 @@ def no_openai_env(monkeypatch, tmp_path):
 def config_with(server, rankings_dir, **overrides) -> AnnotateConfig:
     values = dict(rankings=rankings_dir, annotator="llm", llm_model="stub-model", base_url=server.url, concurrency=1,
                   max_retries=2, retry_delay=0.01, timeout=5.0, no_cache=True)  # fmt: skip
-    return AnnotateConfig(**{**values, **overrides})
+    return build_config(AnnotateConfig, {**values, **overrides})  # the LLM settings go into config.options
+
+
+def test_the_llm_annotators_settings_are_its_registered_options():
+    assert ANNOTATORS.options_type("llm") is LLMSettings and ANNOTATORS.options_type("offline") is None
+    config = build_config(AnnotateConfig, {"rankings": "r", "annotator": "llm", "llm_model": "m", "base_url": "u",
+                                           "max_retries": 1, "concurrency": 2})  # fmt: skip
+    assert config.options == LLMSettings(llm_model="m", base_url="u", max_retries=1) and config.concurrency == 2
+    assert not hasattr(config, "llm_model")  # no connection settings on the config itself
+    assert AnnotateConfig(rankings=Path("r"), annotator="llm").options == LLMSettings()  # its defaults when not given
+    assert AnnotateConfig(rankings=Path("r")).options is None  # the offline rules have no settings
+    annotator = ANNOTATORS.load("llm")(config)
+    assert annotator.options is config.options and annotator.chat.settings is config.options
+    assert annotator.settings() == {"llm_model": "m", "server": "u", "prompt_version": "1"}
+    assert RuleAnnotator(AnnotateConfig(rankings=Path("r"))).options is None
+    with pytest.raises(SettingsError, match="^llm_model is a setting of annotator llm, not offline$"):
+        build_config(AnnotateConfig, {"rankings": "r", "annotator": "offline", "llm_model": "m"})
+    with pytest.raises(SettingsError, match="annotator 'offline' takes no options, not LLMSettings"):
+        AnnotateConfig(rankings=Path("r"), annotator="offline", options=LLMSettings())
+
+
+def test_an_llm_setting_with_the_offline_annotator_is_refused_in_one_line(rankings_dir):
+    for command in ("annotate", "annotate-stability"):
+        result = CliRunner().invoke(app, [command, "--rankings", str(rankings_dir), "--annotator", "offline",
+                                          "--llm-model", "x"])  # fmt: skip
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 2 and lines == ["error: --llm-model is a setting of --annotator llm, not offline"]
+    assert not (rankings_dir / "annotations-offline.jsonl").exists()  # refused before anything ran
 
 
 def test_valid_reply_labels_every_token_from_its_words(rankings_dir):
@@ -254,8 +285,8 @@ def test_stability_reports_token_agreement_and_failures(rankings_dir, tmp_path):
         return ok(json.dumps(reply))
 
     with ScriptedServer([script]) as server:
-        stability = annotation_stability(StabilityConfig(rankings=rankings_dir, base_url=server.url, llm_model="m",
-                                                         max_retries=0, cache_dir=tmp_path / "c", concurrency=1),
+        options = StabilityLLMSettings(base_url=server.url, llm_model="m", max_retries=0, cache_dir=tmp_path / "c")
+        stability = annotation_stability(StabilityConfig(rankings=rankings_dir, options=options, concurrency=1),
                                          progress=False)  # fmt: skip
     n_tokens = make_ranking("a", CHAINS["a"]).n
     assert stability.agreements == {"a": pytest.approx((n_tokens - 1) / n_tokens)} and stability.failed == ["b"]
@@ -264,8 +295,8 @@ def test_stability_reports_token_agreement_and_failures(rankings_dir, tmp_path):
     report = stability.report.read_text()
     assert f"| llm | m | 1 | 1 | {(n_tokens - 1) / n_tokens:.3f} |" in report and "| b | invalid reply" in report
     with ScriptedServer([script]) as server:
-        rerun = annotation_stability(StabilityConfig(rankings=rankings_dir, base_url=server.url, llm_model="m"),
-                                     progress=False)  # fmt: skip
+        rerun = annotation_stability(build_config(StabilityConfig, {"rankings": rankings_dir, "base_url": server.url,
+                                                                    "llm_model": "m"}), progress=False)  # fmt: skip
     assert len(server.requests) == 0 and rerun.agreements == stability.agreements  # both passes resume
 
 
@@ -310,7 +341,8 @@ def test_transformers_serve_end_to_end(tmp_path, smollm2_dir):
         settings = dict(llm_model=str(smollm2_dir), base_url=f"http://127.0.0.1:{port}/v1", no_cache=True,
                         max_retries=1, retry_delay=0, timeout=30, max_tokens=200)  # fmt: skip
         with pytest.raises(PrunelensError, match="every chain failed"):
-            annotate_rankings(AnnotateConfig(rankings=tmp_path / "rank", annotator="llm", **settings), progress=False)
+            config = AnnotateConfig(rankings=tmp_path / "rank", annotator="llm", options=LLMSettings(**settings))
+            annotate_rankings(config, progress=False)
     finally:
         server.terminate()
         try:

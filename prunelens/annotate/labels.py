@@ -121,7 +121,8 @@ class Annotator:
     gives one category per word of ``split_words_and_symbols(reasoning)`` or raises AnnotationFailed."""
 
     def __init__(self, config):
-        self.config = config
+        self.config = config  # the annotate run's settings (rankings, concurrency, …)
+        self.options = getattr(config, "options", None)  # its own settings: its registered options dataclass, or None
 
     def settings(self) -> dict:
         """What is recorded with each annotation (model names, prompt version…)."""

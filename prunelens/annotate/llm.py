@@ -85,15 +85,16 @@ def parse_labels(reply: dict, n_words: int) -> list[str]:
 
 
 class LLMAnnotator(Annotator):
-    """Labels words through an OpenAI-compatible chat model (``config`` is an AnnotateConfig)."""
+    """Labels words through an OpenAI-compatible chat model; its options (``config.options``) are the
+    ``LLMSettings`` registered with it: model, server, cache, retries, sampling."""
 
     def __init__(self, config):
         super().__init__(config)
-        self.chat = ChatClient(config)
+        self.chat = ChatClient(self.options)
 
     def settings(self) -> dict:
-        config = self.config
-        return {"llm_model": config.llm_model, "server": server_host(config), "prompt_version": PROMPT_VERSION}
+        options = self.options
+        return {"llm_model": options.llm_model, "server": server_host(options), "prompt_version": PROMPT_VERSION}
 
     def label_words(self, words: list[str], reasoning: str) -> list[str]:
         if not words:

@@ -13,10 +13,10 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from prunelens.annotate.client import LLMSettings
 from prunelens.annotate.labels import (
@@ -33,7 +33,7 @@ from prunelens.core.jsonl import append_jsonl, write_atomic
 from prunelens.core.progress import log_line, progress_bar
 from prunelens.core.ranking import load_rankings
 from prunelens.core.registry import ANNOTATORS
-from prunelens.core.settings import setting
+from prunelens.core.settings import setting, settle_variant
 from prunelens.report import markdown_table
 
 T = TypeVar("T")
@@ -41,17 +41,23 @@ R = TypeVar("R")
 
 
 @dataclass
-class AnnotateConfig(LLMSettings):
-    """Which rankings to label, with which annotator (the LLM annotator's connection: ``LLMSettings``)."""
+class AnnotateConfig:
+    """Which rankings to label, with which annotator, and the annotator's own settings (``options``: the dataclass
+    registered with it, e.g. the LLM annotator's ``LLMSettings``; None for the offline rules)."""
 
     rankings: Path = setting(help="a rankings folder (`prunelens prune`, `rank` or `features` output)")
     annotator: str = setting("offline", ANNOTATORS.choices())
+    options: Any = setting(None, "the annotator's own settings (its registered options dataclass; default: its "
+                           "defaults)", cli=False, variant_of=("annotator", ANNOTATORS))  # fmt: skip
     out: Path | None = setting(None, "labels file (default: <rankings>/annotations-<annotator>.jsonl)")
     limit: int | None = setting(None, "only the first N chains of the folder", minimum=1)
     concurrency: int = setting(4, "chains annotated at once", minimum=1)
     retry_failed: bool = setting(False, "annotate again the chains whose stored annotation failed", flag="--retry-failed")
     redo_changed: bool = setting(False, "annotate again the chains whose tokens changed since (else refused)",
                                  flag="--redo-changed")  # fmt: skip
+
+    def __post_init__(self):
+        settle_variant(self)
 
     def output_path(self) -> Path:
         return Path(self.out) if self.out is not None else annotations_path(self.rankings, self.annotator)
@@ -122,13 +128,35 @@ def annotate_rankings(config: AnnotateConfig, progress: bool = True, log=log_lin
 
 
 @dataclass(kw_only=True)
+class StabilityLLMSettings(LLMSettings):
+    """The LLM annotator's settings in the stability check: the response cache is off (no --cache-dir, --no-cache)."""
+
+    cache_dir: Path | None = setting(None, cli=False)
+    no_cache: bool = setting(True, cli=False)
+
+
+class StabilityAnnotators:
+    """The annotators as the stability check offers them: each with its registered options, the LLM annotator's
+    as ``StabilityLLMSettings``."""
+
+    kind = ANNOTATORS.kind
+
+    def names(self) -> list[str]:
+        return ANNOTATORS.names()
+
+    def options_type(self, name: str) -> type | None:
+        options = ANNOTATORS.options_type(name)
+        return StabilityLLMSettings if options is LLMSettings else options
+
+
+@dataclass(kw_only=True)
 class StabilityConfig(AnnotateConfig):
     """`prunelens annotate-stability`: annotate the same chains twice, response cache off, and compare."""
 
     annotator: str = setting("llm", ANNOTATORS.choices())
+    options: Any = setting(None, "the annotator's own settings (the LLM annotator's: StabilityLLMSettings)", cli=False,
+                           variant_of=("annotator", StabilityAnnotators()))  # fmt: skip
     out: Path | None = setting(None, "folder of both passes and the report (default: <rankings>/stability-<annotator>)")
-    cache_dir: Path | None = setting(None, cli=False)
-    no_cache: bool = setting(True, cli=False)
 
     def output_dir(self) -> Path:
         return Path(self.out) if self.out is not None else Path(self.rankings) / f"stability-{self.annotator}"
@@ -176,8 +204,10 @@ def annotation_stability(config: StabilityConfig, progress: bool = True, log=log
     0.90 and 0.92 with gpt-5-mini), the share of chains at >= 0.97, failures, and each chain's agreement."""
     out_dir = config.output_dir()
     base = {f.name: getattr(config, f.name) for f in fields(AnnotateConfig)}
-    passes = [annotate_rankings(AnnotateConfig(**{**base, "out": out_dir / f"pass{k}.jsonl", "no_cache": True}),
-                                progress=progress, log=log) for k in (1, 2)]  # fmt: skip
+    if isinstance(config.options, LLMSettings):
+        base["options"] = replace(config.options, no_cache=True)
+    passes = [annotate_rankings(AnnotateConfig(**{**base, "out": out_dir / f"pass{k}.jsonl"}), progress=progress,
+                                log=log) for k in (1, 2)]  # fmt: skip
     first, second = passes
     ids = [i for i in first if i in second]
     failed = [i for i in ids if first[i].status != "ok" or second[i].status != "ok"]
@@ -185,7 +215,8 @@ def annotation_stability(config: StabilityConfig, progress: bool = True, log=log
     result = Stability(agreements, failed, out_dir / "stability.md")
     summary = markdown_table(
         ["annotator", "model", "chains compared", "failed", "mean agreement", "median", "chains >= 0.97"],
-        [[config.annotator, config.llm_model if config.annotator == "llm" else "-", len(agreements), len(failed),
+        [[config.annotator, config.options.llm_model if isinstance(config.options, LLMSettings) else "-",
+          len(agreements), len(failed),
           f"{result.mean:.3f}", f"{result.median:.3f}", f"{result.share_at_least(0.97):.0%}"]],
     )  # fmt: skip
     per_chain = markdown_table(["chain", "tokens", "agreement"],

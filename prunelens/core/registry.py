@@ -126,7 +126,8 @@ ANNOTATORS = Registry("annotator")
 ANNOTATORS.register("offline", "prunelens.annotate.rules:RuleAnnotator",
                     "deterministic lexicons and patterns; an approximation of the LLM labels")  # fmt: skip
 ANNOTATORS.register("llm", "prunelens.annotate.llm:LLMAnnotator",
-                    "an LLM through the openai client (--llm-model, --base-url, OPENAI_API_KEY)")  # fmt: skip
+                    "an LLM through the openai client (--llm-model, --base-url, OPENAI_API_KEY)",
+                    options="prunelens.annotate.client:LLMSettings")  # fmt: skip
 
 VIEWERS = Registry("viewer")  # what Ranking.show() calls, so that the core needs no import of the viewer
 VIEWERS.register("page", "prunelens.viewer.page:show_rankings", "the self-contained HTML page (`prunelens view`)")
