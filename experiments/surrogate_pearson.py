@@ -4,7 +4,10 @@ Targets: each reasoning token's post-deletion likelihood at keep 1.0 (step 0 of 
 objective joint) on GSM8K gold chains. Inputs: the token's per-head attention features. Compared on
 the same held-out examples: the Pearson-loss MLP surrogate, the same MLP trained with MSE, ridge
 regression on the same features, and raw H2O importance (negated: high attention = costly to delete,
-while a high post-deletion likelihood = cheap to delete). Also a learning curve of the MLP.
+while a high post-deletion likelihood = cheap to delete); then the controls that say what attention adds, each
+through the same MLP: the token's position only, its surprisal only, the attention features shuffled among the
+tokens of each example, and the attention of a randomly initialised model of the same architecture. Also a
+learning curve of the MLP.
 
     python experiments/surrogate_pearson.py                    # 200 train / 200 test, smollm2-135m
     python experiments/surrogate_pearson.py --train 20 --test 20   # a quick look
@@ -42,15 +45,52 @@ class Stages:
         self.started = time.perf_counter()
 
 
-def collect(split, count, args, stages):
-    """Step-0 pruning targets and attention features for the first ``count`` examples of a split."""
+def collect(split, count, args, stages, features_model=None, label=""):
+    """Step-0 pruning targets and attention features for the first ``count`` examples of a split (the features
+    of ``features_model`` when given, e.g. a randomly initialised copy; the targets always the pruner's)."""
     runs = Path(args.runs_dir)
-    common = dict(model=args.model, dataset="gsm8k", split=split, limit=count, data_dir=args.data_dir, skip_bad=True)
-    targets = PruneConfig(**common, steps=1, dtype=args.target_dtype, out=runs / f"targets-{split}-{args.target_dtype}")
-    features = FeaturesConfig(**common, backend=args.backend, out=runs / f"features-{split}")
+    common = dict(dataset="gsm8k", split=split, limit=count, data_dir=args.data_dir, skip_bad=True)
+    targets = PruneConfig(**common, model=args.model, steps=1, dtype=args.target_dtype,
+                          out=target_dir(args, split))  # fmt: skip
+    features = FeaturesConfig(**common, model=str(features_model or args.model), backend=args.backend,
+                              out=runs / f"features{label}-{split}")  # fmt: skip
     names = {"targets": f"targets ({split}, {count} examples, step 0 of greedy pruning)",
-             "features": f"features ({split}, backend {args.backend})"}  # fmt: skip
+             "features": f"features{label} ({split}, backend {args.backend})"}  # fmt: skip
     return examples_from_runs(targets, features, progress=not args.quiet, on_stage=lambda done: stages(names[done]))
+
+
+def target_dir(args, split) -> Path:
+    return Path(args.runs_dir) / f"targets-{split}-{args.target_dtype}"
+
+
+def position_only(examples: list[ExampleData]) -> list[ExampleData]:
+    """The same targets with only where each token stands: its relative and absolute position and the length."""
+    out = []
+    for e in examples:
+        n = len(e.y)
+        positions = np.arange(n, dtype=np.float64)
+        out.append(ExampleData(e.id, np.stack([positions / n, positions, np.full(n, n, dtype=np.float64)], 1), e.y))
+    return out
+
+
+def shuffled(examples: list[ExampleData], seed: int = 0) -> list[ExampleData]:
+    """The same features, their rows permuted among the tokens of each example (seeded): what the features say
+    about an example as a whole, without saying which token they belong to."""
+    rng = np.random.default_rng(seed)
+    return [ExampleData(e.id, e.x[rng.permutation(len(e.x))], e.y) for e in examples]
+
+
+def surprisal_only(examples: list[ExampleData], pruning_dir: Path, model: str) -> list[ExampleData]:
+    """The same targets with one feature: the token's surprisal under the pruner (one forward per chain, on the
+    prompt and reasoning ids the pruning run recorded)."""
+    from prunelens.core.ranking import load_rankings
+    from prunelens.models import load_model
+    from prunelens.rankers.surprisal import reasoning_surprisal
+
+    records = {r.id: r for r in load_rankings(pruning_dir)}
+    loaded = load_model(model)
+    return [ExampleData(e.id, reasoning_surprisal(loaded.model, records[e.id].prompt_ids,
+                                                  records[e.id].reasoning_ids)[:, None], e.y) for e in examples]  # fmt: skip
 
 
 def h2o_predictions(examples, features_dir):
@@ -99,6 +139,8 @@ def main(argv=None):
     parser.add_argument("--out-dir", default="results")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--no-baselines", dest="baselines", action="store_false",
+                        help="skip the controls (position only, surprisal only, shuffled rows, random-init attention)")
     args = parser.parse_args(argv)
     stages = Stages()
     train = collect("train", args.train, args, stages)
@@ -117,6 +159,24 @@ def main(argv=None):
         stages(f"train + eval: {name}")
     predictions["raw H2O (negated)"] = h2o_predictions(test, Path(args.runs_dir) / "features-test")
     summaries["raw H2O (negated)"] = correlations(test, predictions["raw H2O (negated)"]).summary()
+    if args.baselines:  # what attention adds: each control through the same MLP (Pearson loss)
+        from prunelens.models import random_init_copy
+
+        surrogate = methods["MLP, Pearson loss (surrogate)"]
+        random_model = random_init_copy(args.model)
+        controls = {
+            "position only (MLP)": (position_only(train), position_only(test)),
+            "surprisal only (MLP)": (surprisal_only(train, target_dir(args, "train"), args.model),
+                                     surprisal_only(test, target_dir(args, "test"), args.model)),
+            "attention, rows shuffled within each example (MLP)": (shuffled(train), shuffled(test, seed=1)),
+            "attention of a randomly initialised model (MLP)": (
+                collect("train", args.train, args, stages, random_model, "-random-init"),
+                collect("test", args.test, args, stages, random_model, "-random-init")),
+        }  # fmt: skip
+        for name, (control_train, control_test) in controls.items():
+            model = train_surrogate(control_train, surrogate)
+            summaries[name] = correlations(control_test, [model.predict(e.x) for e in control_test]).summary()
+            stages(f"train + eval: {name}")
 
     curve = []
     for size in sorted(s for s in args.curve if s <= len(train)):

@@ -233,3 +233,25 @@ def rounded_copy(model, dtype: str):
         rounded = AutoModelForCausalLM.from_config(copy.deepcopy(model.config), dtype=getattr(torch, dtype))
     rounded.load_state_dict(model.state_dict())
     return rounded.eval()
+
+
+def random_init_copy(spec: str, seed: int = 0) -> Path:
+    """A folder holding a randomly initialised model of ``spec``'s architecture (its config, drawn from ``seed``)
+    with ``spec``'s tokenizer, under cache_root()/random-init: the control for probes, which should find nothing
+    in a network that learned nothing. Made once, then reused."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    directory, _ = resolve_directory(spec)
+    target = cache_root() / "random-init" / f"{Path(directory).name}-seed{seed}"
+    if (target / "config.json").exists():
+        return target
+
+    def write(staging: Path) -> None:
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(directory), dtype=torch.float32)
+        model.save_pretrained(staging)
+        AutoTokenizer.from_pretrained(directory).save_pretrained(staging)
+
+    replace_atomically(target, write, keep_existing=True)
+    return target

@@ -13,6 +13,7 @@ from prunelens.bench.data import BenchData
 from prunelens.bench.report import modes_table, pareto_figure, per_chain_table, report_text
 from prunelens.bench.run import run_modes
 from prunelens.core.chain import TokenizedChain
+from prunelens.probes.surrogate import ExampleData
 from prunelens.core.errors import PrunelensError
 from prunelens.plots import frontier
 from prunelens.pruning.compare import (
@@ -96,8 +97,11 @@ def test_surrogate_experiment_runs_small(tmp_path, tiny_model_dir):
                  "--runs-dir", str(tmp_path / "runs"), "--out-dir", str(tmp_path / "out"), "--data-dir", str(DATA_DIR),
                  "--target-dtype", "float32", "--quiet"])  # fmt: skip
     methods, curve, stages = markdown_tables((tmp_path / "out" / "surrogate_pearson.md").read_text())
-    assert [row["method"] for row in methods] == ["MLP, Pearson loss (surrogate)", "MLP, MSE loss", "ridge regression",
-                                                  "raw H2O (negated)"]  # fmt: skip
+    assert [row["method"] for row in methods] == [
+        "MLP, Pearson loss (surrogate)", "MLP, MSE loss", "ridge regression", "raw H2O (negated)", "position only (MLP)",
+        "surprisal only (MLP)", "attention, rows shuffled within each example (MLP)",
+        "attention of a randomly initialised model (MLP)"]  # fmt: skip
+    assert any((tmp_path / "runs").glob("features-random-init-test"))  # the control's own feature store
     assert [numbers(row["train examples"]) for row in curve] == [[2], [4]]
     for row in methods + curve:  # a correlation inside its bootstrap interval
         (pearson,), (low, high) = numbers(row["Pearson"]), numbers(row["95% CI"])
@@ -236,3 +240,16 @@ def test_profile_script_accounts_for_the_wall_time(tmp_path, tiny_model_dir):
     assert set(parts) == {*module.GROUPS, "other torch ops", "Python outside torch ops", "wall time"}
     assert parts["output layer tiles (target_logprobs)"] > 0 and parts["other linear layers"] > 0
     assert sum(v for k, v in parts.items() if k != "wall time") == pytest.approx(parts["wall time"], abs=0.05)
+
+
+def test_surrogate_controls_keep_targets_and_change_only_the_features():
+    module = load_experiment("surrogate_pearson")
+    rng = np.random.default_rng(0)
+    examples = [ExampleData(f"e{i}", rng.normal(size=(n, 6)), rng.normal(size=n)) for i, n in enumerate((5, 9))]
+    for control in (module.position_only(examples), module.shuffled(examples)):
+        assert [c.id for c in control] == ["e0", "e1"] and all(np.array_equal(c.y, e.y) for c, e in zip(control, examples))
+    position = module.position_only(examples)[1].x
+    assert position.shape == (9, 3) and np.allclose(position[:, 0], np.arange(9) / 9) and np.all(position[:, 2] == 9)
+    mixed = module.shuffled(examples)
+    for c, e in zip(mixed, examples):  # the same rows, in another order
+        assert sorted(map(tuple, c.x)) == sorted(map(tuple, e.x)) and not np.array_equal(c.x, e.x)
