@@ -98,6 +98,8 @@ def test_an_llm_setting_with_the_offline_annotator_is_refused_in_one_line(rankin
         lines = result.output.strip().splitlines()
         assert result.exit_code == 2 and lines == ["error: --llm-model is a setting of --annotator llm, not offline"]
     assert not (rankings_dir / "annotations-offline.jsonl").exists()  # refused before anything ran
+    shown = CliRunner().invoke(app, ["annotate", "--help"], env={"COLUMNS": "240"}).output
+    assert "LLM: the model name sent to the server" in shown and "llm: LLM:" not in shown  # named once
 
 
 def test_valid_reply_labels_every_token_from_its_words(rankings_dir):

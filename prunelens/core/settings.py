@@ -314,7 +314,10 @@ def cli_command(config_type, run: Callable[..., Any], extra: dict[str, tuple[Any
 
     for _holder, selector, owners, f, kind in variant_options.values():  # None: not given, the variant's default
         owner = f"with --{selector.replace('_', '-')}" if owners == [True] else ", ".join(map(str, owners))
-        params.append(_parameter(f, Optional[kind], None, help=f"{owner}: {f.metadata['help']}"))
+        text = f.metadata["help"]
+        if not text.lower().startswith(f"{owner.lower()}:"):  # e.g. LLMSettings' "LLM: …" under the llm annotator
+            text = f"{owner}: {text}"
+        params.append(_parameter(f, Optional[kind], None, help=text))
     for name, (annotation, default) in (extra or {}).items():
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation))
 
