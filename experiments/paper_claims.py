@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prunelens.analysis.claims import ABOVE, BELOW, NEAR_ZERO, RULE, ClaimTest, claims_table, evaluate_claims
+from prunelens.analysis.claims import ABOVE, BELOW, RULE, ClaimTest, claims_table, evaluate_claims
 from prunelens.analysis.rank_dynamics import FROZEN, LOCAL, RANDOM_EXPECTED, RankDynamics
 from prunelens.analysis.retention import MEASURES, RetentionCounts, area_table, area_tests, curves
 from prunelens.annotate.labels import CATEGORIES
@@ -36,19 +36,22 @@ OBJECTIVES = ("joint", "answer")
 DATA = Path("results/paper_claims")
 COARSE = [1.0, 0.8, 0.6, 0.4, 0.2]
 MIDDLE = (0.4, 0.7)  # transitions starting in this range are "intermediate keep fractions" (§5.2)
+EARLY, LATE = (0.8, 0.9), (0.2, 0.3)  # the transitions starting here are the early and late ones (after 1.0)
+MIN_CHAINS = 5  # retention tables test the categories of at least this many chains
 UNTESTABLE = [
     ("§4.2", "Greedy-pruned chains give the best students at every keep fraction, above TokenSkip, H2O, Surprisal "
              "and Uniform (Figure 2, 7-8B teachers and students)",
      "Not at the required standard here: students of 7B scale, TokenSkip's real weights and teacher-generated chains "
-     "are out of reach on a 2-core CPU; results/distill_compare.md (smollm2, one seed, full-chain student 11.5%) is "
-     "at the accuracy floor and is not a test of this claim."),
+     "are out of reach on a 2-core CPU; the CPU comparison (experiments/distill_compare.py, results/distill_compare.md) "
+     "is a smaller setting and is not a test of this claim."),
     ("§4.2", "Students trained on Ans-objective chains score lower than on Joint (Figure 4)", "As above."),
     ("§5.1", "Functional labels by gpt-5-mini", "No LLM service is reachable; the labels here are the offline rule "
                                                "annotator's, an approximation."),
     ("§5.1", "A weaker pruner (Llama2-7B) shifts EntName, Grammar and VerbalMath (Figure 3c)",
      "7B pruners do not run here; the two families tested are both small (135M and 270M)."),
     ("§5.3", "An attention surrogate trained on 200 chains reaches Pearson 0.88 on 1,000 held-out chains "
-             "(Llama3.1-8B)", "Tracked by issue 23 (surrogates); its per-example data is not yet committed."),
+             "(Llama3.1-8B)", "Not in this report: its per-example data is not committed yet "
+                              "(experiments/surrogate_pearson.py, results/surrogate_pearson.md)."),
 ]
 
 
@@ -90,12 +93,14 @@ def export(args) -> None:
         spec = args.model or RUN_PRESETS[preset].model
         RetentionCounts.from_rankings(methods, annotations, meta={"model": spec, "annotator": "offline"}).save(
             out / "retention.nc")  # fmt: skip
-        runs = {name: {"chains": len(rankings), "seconds": sum(r.seconds or 0.0 for r in rankings)}
-                for name, rankings in [*((f"greedy-{o}", r) for o, r in finished.items()),
-                                       *((n, load_rankings(p)) for n, p in baselines.items())]}  # fmt: skip
+        analysed = [*((f"greedy-{o}", r) for o, r in finished.items()), *methods.items()]
+        runs = {name: {"chains": sum(r.id in set(chosen) for r in rankings),
+                       "seconds": sum(r.seconds or 0.0 for r in rankings if r.id in set(chosen))}
+                for name, rankings in analysed if not name.startswith("greedy (")}  # fmt: skip
+        threads = json.loads((greedy["joint"] / "run.json").read_text())["config"]["threads"]
         summary = {"model": spec, "preset": preset, "target": args.count or RUN_PRESETS[preset].count,
-                   "setup": describe(preset, args.count, args.model), "runs": runs,
-                   "export_seconds": time.perf_counter() - started}  # fmt: skip
+                   "setup": describe(preset, args.count, args.model), "runs": runs, "threads": threads,
+                   "annotator": "offline", "export_seconds": time.perf_counter() - started}  # fmt: skip
         (out / "runs.json").write_text(json.dumps(summary, indent=1) + "\n")
         print(f"{model}: {len(chosen)} chains exported to {out}")
 
@@ -122,18 +127,19 @@ def model_claims(model: str, dynamics: RankDynamics, coarse: RankDynamics, count
 
     for without_first, variant in ((False, "as defined"), (True, "first deletion left out")):
         claim("§5.2", "local rankings predict greedy's next deletions better than the frozen ρ=1.0 ranking",
-              "Fig. 5: local above frozen at every transition", f"Hit@|S| local − frozen, mean over transitions "
-              f"after the first, grid 0.1, {variant}", ABOVE, per_chain_gap(dynamics, LOCAL, FROZEN, without_first))
+              "Fig. 5: local above frozen", f"Hit@|S| local − frozen, mean over the transitions after the first, "
+              f"grid 0.1, {variant}", ABOVE, per_chain_gap(dynamics, LOCAL, FROZEN, without_first))  # fmt: skip
         claim("§5.2", "the same on 0.2-wide transitions", "Fig. 5", f"as above, grid 0.2, {variant}", ABOVE,
               per_chain_gap(coarse, LOCAL, FROZEN, without_first))
         claim("§5.2", "local rankings beat random", "Fig. 5: local above random",
-              f"Hit@|S| local − random (expected), mean over transitions after the first, grid 0.1, {variant}", ABOVE,
-              per_chain_gap(dynamics, LOCAL, RANDOM_EXPECTED, without_first))
+              f"Hit@|S| local − random (expected), mean over the transitions after the first, grid 0.1, {variant}",
+              ABOVE, per_chain_gap(dynamics, LOCAL, RANDOM_EXPECTED, without_first))
         middle = per_chain_gap(dynamics, LOCAL, FROZEN, without_first, MIDDLE)
-        early = per_chain_gap(dynamics, LOCAL, FROZEN, without_first, (0.8, 0.9))
-        claim("§5.2", "the local − frozen gap widens, most at intermediate keep fractions",
-              "Fig. 5: gap widest mid-way", f"gap at transitions starting in ρ ∈ [{MIDDLE[0]}, {MIDDLE[1]}] minus gap at "
-              f"those starting at 0.9 and 0.8, {variant}", ABOVE, middle - early)  # fmt: skip
+        for label, other in (("early", EARLY), ("late", LATE)):
+            claim("§5.2", f"the local − frozen gap is wider at intermediate keep fractions than {label}",
+                  "Fig. 5: gap widest mid-way", f"gap at transitions starting in ρ ∈ [{MIDDLE[0]}, {MIDDLE[1]}] minus "
+                  f"gap at those starting at {other[1]} and {other[0]}, {variant}", ABOVE,
+                  middle - per_chain_gap(dynamics, LOCAL, FROZEN, without_first, other))  # fmt: skip
 
     def area(method, category, measure="raw"):
         return counts.chain_areas(measure)[counts.methods.index(method), :, CATEGORIES.index(category)]
@@ -147,9 +153,10 @@ def model_claims(model: str, dynamics: RankDynamics, coarse: RankDynamics, count
               area(joint, "CoRef", measure))
         claim("§5.1", "VerbalMath falls below the diagonal", "Fig. 3a", label, BELOW, area(joint, "VerbalMath", measure))
         for category in ("Grammar", "MetaDisc", "EntName"):
-            claim("§5.1", f"{category} lies close to the uniform diagonal", "Fig. 3a", label, NEAR_ZERO,
-                  area(joint, category, measure))
-    claim("§5.1", "VerbalMath is retained less than SymbMath", "Fig. 3a", "retention area VerbalMath − SymbMath, "
+            claim("§5.1", f"{category} lies closer to the uniform diagonal than SymbMath", "Fig. 3a",
+                  f"|{measure} area| of {category} − |{measure} area| of SymbMath, chains with both (joint)", BELOW,
+                  np.abs(area(joint, category, measure)) - np.abs(area(joint, "SymbMath", measure)))  # fmt: skip
+    claim("§5.1", "VerbalMath is retained less than SymbMath", "Fig. 3a", "raw area VerbalMath − SymbMath, "
           "chains with both (joint)", BELOW, area(joint, "VerbalMath") - area(joint, "SymbMath"))  # fmt: skip
     if "greedy (answer)" in counts.methods:
         answer = "greedy (answer)"
@@ -157,10 +164,10 @@ def model_claims(model: str, dynamics: RankDynamics, coarse: RankDynamics, count
               area(answer, "SymbMath"))
         claim("§5.1", "under the Ans objective CoRef is still pruned early", "Fig. 3b", "raw area (answer)", BELOW,
               area(answer, "CoRef"))
-        claim("§5.1", "Ans moves SymbMath closer to uniform than Joint", "Fig. 3a vs 3b",
-              "raw area joint − answer, SymbMath, same chains", ABOVE, area(joint, "SymbMath") - area(answer, "SymbMath"))
-        claim("§5.1", "Ans moves CoRef closer to uniform than Joint", "Fig. 3a vs 3b",
-              "raw area answer − joint, CoRef, same chains", ABOVE, area(answer, "CoRef") - area(joint, "CoRef"))
+        for category in ("SymbMath", "CoRef"):
+            claim("§5.1", f"Ans moves {category} closer to uniform than Joint", "Fig. 3a vs 3b",
+                  f"|raw area| joint − |raw area| answer, {category}, same chains", ABOVE,
+                  np.abs(area(joint, category)) - np.abs(area(answer, category)))  # fmt: skip
     return claims
 
 
@@ -178,8 +185,8 @@ def model_section(model: str, summary: dict, dynamics: RankDynamics, coarse: Ran
     lines = [
         f"## {model}",
         "",
-        f"Chains: {summary['setup']}; {chains} of the target {summary['target']} finished so far. Labels: the offline "
-        "rule annotator. Bootstrap intervals resample chains.",
+        f"Chains: {summary['setup']}; {chains} of the target {summary['target']} finished so far. Labels: the "
+        f"{counts.meta.get('annotator', '?')} annotator. Bootstrap intervals resample chains.",
         "",
         f"### Rank dynamics (§5.2, Figure 5), objective joint, {chains} chains",
         "",
@@ -202,7 +209,7 @@ def model_section(model: str, summary: dict, dynamics: RankDynamics, coarse: Ran
         "",
         f"Figure: paper_claims_{model}_rank_dynamics.png.",
         "",
-        f"### Category retention (§5.1, Figure 3), {chains} chains",
+        f"### Category retention (§5.1, Figure 3), {len(counts.ids)} chains",
         "",
         f"Token counts per category (the unpruned chains): {', '.join(f'{c} {round(retention.distribution[c] * retention.tokens)}' for c in CATEGORIES)}"
         f" of {retention.tokens} tokens; most frequent: {counts.dominant()}. Figure: "
@@ -211,15 +218,16 @@ def model_section(model: str, summary: dict, dynamics: RankDynamics, coarse: Ran
     ]  # fmt: skip
     for measure, definition in MEASURES.items():
         lines += [f"{measure.capitalize()} area ({definition}); mean over chains with the category, interval at each "
-                  "test's Holm level across the categories of one method (categories in at least 5 chains), "
-                  "* where Holm rejects 0:", "", area_table(area_tests(counts, measure)), ""]  # fmt: skip
+                  f"test's Holm level across the categories of one method (categories in at least {MIN_CHAINS} "
+                  "chains), * where Holm rejects 0:", "", area_table(area_tests(counts, measure, MIN_CHAINS)),
+                  ""]  # fmt: skip
     return lines
 
 
 def report(args) -> None:
     """results/paper_claims.md and its figures from the committed per-example data."""
     started = time.perf_counter()
-    every, sections, compute = [], [], []
+    every, sections, compute, threads = [], [], [], {}
     for model in args.models:
         folder = args.data / model
         if not (folder / "runs.json").exists():
@@ -237,11 +245,13 @@ def report(args) -> None:
                               title=f"Category retention, {model} ({len(counts.ids)} chains, offline labels)")  # fmt: skip
         for name, run in summary["runs"].items():
             compute.append([model, name, run["chains"], f"{run['seconds'] / 60:.1f}"])
+        threads[model] = summary.get("threads", "?")
     lines = [
         "# The paper's claims, tested on two small model families",
         "",
         "Generated by `python experiments/paper_claims.py` from the per-example data in "
-        f"`{args.data}/<model>/` (written by its `export` step); nothing here is typed by hand.",
+        f"`{args.data}/<model>/` (written by its `export` step): every number is computed from that data; the "
+        "prose around the tables (the rule, the controls, the untestable claims) is the script's own text.",
         "",
         f"**Verdict rule.** {RULE}",
         "",
@@ -263,7 +273,8 @@ def report(args) -> None:
         "",
         "## Compute",
         "",
-        "Seconds summed over chains from each ranking's own record (single-threaded torch on a 2-core CPU):",
+        "Seconds summed over the analysed chains from each ranking's own record (torch threads per run as "
+        "recorded in its run.json: " + ", ".join(f"{m} {t}" for m, t in threads.items()) + "):",
         "",
         markdown_table(["model", "run", "chains", "minutes"], compute),
         "",

@@ -22,10 +22,10 @@ from prunelens.pruning.scorers import make_scorer
 from prunelens.report import markdown_table, write_report
 from prunelens.selection import ids_by_length
 
-GROUPS = {  # the first group whose marker is in an op's name takes its time
+GROUPS = {  # an op's time goes to the first group whose marker is in its name or an enclosing span's
     "output layer tiles (target_logprobs)": ("target_logprobs",),
-    "other linear layers": ("aten::linear", "aten::addmm", "aten::mm", "aten::matmul", "aten::bmm"),
     "attention": ("scaled_dot_product", "attention", "softmax"),
+    "other linear layers": ("aten::linear", "aten::addmm", "aten::mm", "aten::matmul", "aten::bmm"),
 }
 
 
@@ -49,11 +49,10 @@ def profile_chain(loaded, chain, steps: int, token_budget: int) -> tuple[float, 
             parent = parent.cpu_parent
         if event.name == "target_logprobs":
             continue  # its self time (Python between its ops) is in the wall − ops remainder
-        if "target_logprobs" in spans:
-            part = next(iter(GROUPS))
-        else:
-            part = next((g for g, markers in list(GROUPS.items())[1:] if any(m in event.name for m in markers)),
-                        "other torch ops")  # fmt: skip
+        # an op counts in the first group that its own name or an enclosing span names (attention's matmuls run
+        # inside scaled_dot_product_attention, the output layer's inside target_logprobs)
+        part = next((g for g, markers in GROUPS.items() if any(m in span for span in spans for m in markers)),
+                    "other torch ops")  # fmt: skip
         parts[part] += event.self_cpu_time_total / 1e6
     parts["Python outside torch ops"] = max(0.0, wall - sum(parts.values()))
     return wall, parts

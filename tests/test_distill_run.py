@@ -108,6 +108,9 @@ def test_paired_comparisons_average_seeds_per_question_and_holm_correct(tmp_path
     rows = [{"student": student(f"g{s}", greedy[s]), "method": "greedy-joint", "keep": 0.5, "seed": s} for s in range(3)]
     rows += [{"student": student(f"u{s}", np.zeros(60)), "method": "uniform", "keep": 0.5, "seed": s} for s in range(3)]
     rows += [{"student": student(f"t{s}", greedy[s]), "method": "truncation", "keep": 0.5, "seed": s} for s in range(2)]
+    rows.append({"student": "t2-never-evaluated", "method": "truncation", "keep": 0.5, "seed": 2})  # no predictions
+    with (tmp_path / "eval" / "u0" / "predictions.jsonl").open("a") as extra:  # a rerun's duplicate row: the first counts
+        extra.write(json.dumps({"id": "q0", "correct": True}) + "\n")
     uniform, truncation = paired_comparisons(tmp_path, rows)
     assert (uniform["seeds"], uniform["questions"], truncation["seeds"]) == (3, 60, 2)
     assert uniform["difference"] == pytest.approx(np.mean(greedy, axis=0).mean()) and uniform["p_holm"] < 0.05

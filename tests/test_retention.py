@@ -136,8 +136,12 @@ def test_relative_area_measures_against_the_tokens_outside_the_biggest_category(
     symb, entname, grammar = (CATEGORIES.index(c) for c in ("SymbMath", "EntName", "Grammar"))
     # raw: SymbMath [1, 1, 0] and Grammar [1, 0, 0] against uniform [1, 0.5, 0]
     assert raw[symb] == pytest.approx(0.25) and raw[grammar] == pytest.approx(-0.25) == raw[entname]
-    # relative: Grammar against the non-SymbMath tokens [1, 0, 0]; SymbMath against all its other tokens
+    # relative: Grammar against EntName (outside Grammar and SymbMath), both [1, 0, 0]; SymbMath against the rest
     assert relative[grammar] == pytest.approx(0.0) == relative[entname] and relative[symb] == pytest.approx(0.5)
+    # a finer grid separates them: Grammar [1, 0, 0, 0] goes before EntName [1, 1, 0, 0]
+    fine = RetentionCounts.from_rankings({"m": [ranking("s", 4, [2, 3, 1, 0])]}, labels, keeps=[1.0, 0.75, 0.5, 0.0])
+    relative = fine.chain_areas("relative")[0, 0]
+    assert relative[grammar] == pytest.approx(-0.25) and relative[entname] == pytest.approx(0.25)
     assert np.isnan(raw[CATEGORIES.index("CoRef")])
     loaded = RetentionCounts.load(counts.save(tmp_path / "counts.nc"))
     assert (loaded.ids, loaded.methods, loaded.keeps, loaded.skipped) == (["s"], ["m"], [1.0, 0.5, 0.0], {"m": 0})
@@ -171,7 +175,9 @@ def test_the_counterweight_of_a_kept_big_category_is_not_read_as_under_retention
 def test_holm_adjusts_step_down_and_gives_each_rank_its_level():
     adjusted, levels = holm([0.01, 0.04, 0.03])
     assert adjusted == pytest.approx([0.03, 0.06, 0.06])  # 3 × 0.01; 2 × 0.03; max(0.06, 0.04)
-    assert levels == pytest.approx([1 - 0.05 / 3, 0.95, 1 - 0.05 / 2])
+    # 0.01 < 0.05 / 3 is rejected; 0.03 ≥ 0.05 / 2 stops the procedure: it and every later test keep level 0.975
+    assert levels == pytest.approx([1 - 0.05 / 3, 0.975, 0.975])
+    assert holm([0.001, 0.002])[1] == pytest.approx([1 - 0.05 / 2, 0.95])  # both rejected: the usual step levels
     assert holm([0.5, 0.9])[0] == pytest.approx([1.0, 1.0])
 
 

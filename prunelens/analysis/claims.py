@@ -5,14 +5,10 @@ bootstrap distribution (examples resampled, seeded) gives a two-sided p-value of
 p-values of one family (for example all claims on one model) are Holm-corrected together
 (``prunelens.core.bootstrap.holm``). Each interval is the percentile interval at its test's Holm level.
 
-Verdict rule (``ClaimTest.verdict``), with α = 0.05 after Holm correction:
-
-- a directional claim (the paper says the value is above 0, or below): **holds** when the corrected test
-  rejects 0 and the estimate has the paper's sign; **contradicts** when it rejects 0 with the other sign;
-  **inconclusive** otherwise;
-- a claim of no effect ("close to uniform"): **holds** when the whole interval lies within ±``margin``;
-  **contradicts** when the corrected test rejects 0 and the estimate lies outside the margin; **inconclusive**
-  otherwise.
+Verdict rule (``ClaimTest.verdict``), with α = 0.05 after Holm correction: a claim (the paper says the value is
+above 0, or below) **holds** when the corrected test rejects 0 and the estimate has the paper's sign;
+**contradicts** when it rejects 0 with the other sign; **inconclusive** otherwise. Each interval is at its test's
+Holm level (``prunelens.core.bootstrap.holm``), so it excludes 0 exactly where the verdict is not inconclusive.
 
 A claim tested on fewer than ``MIN_EXAMPLES`` examples gets no verdict and stays out of the Holm family (a
 bootstrap over a handful of chains says little); a verdict over fewer examples than the run's target is marked
@@ -29,23 +25,21 @@ import numpy as np
 from prunelens.core.bootstrap import ALPHA, bootstrap_means, bootstrap_p_value, holm
 from prunelens.report import markdown_table
 
-ABOVE, BELOW, NEAR_ZERO = 1, -1, 0
-MARGIN = 0.05
+ABOVE, BELOW = 1, -1
 MIN_EXAMPLES = 10
-RULE = (f"α = {ALPHA} after Holm correction across all claims of one model. A directional claim **holds** when the "
-        "corrected two-sided bootstrap test rejects 0 and the estimate has the paper's sign, **contradicts** when it "
-        "rejects 0 with the other sign, and is **inconclusive** otherwise. A claim of no effect (\"close to uniform\") "
-        f"**holds** when the whole Holm-level interval lies within ±{MARGIN}, **contradicts** when the test rejects 0 "
-        "and the estimate lies outside that margin, and is **inconclusive** otherwise. A claim with fewer than "
-        f"{MIN_EXAMPLES} chains gets no verdict and stays out of the correction; verdicts over fewer chains than the "
-        "run's target are marked *provisional*.")  # fmt: skip
+RULE = (f"α = {ALPHA} after Holm correction across all claims of one model. Each claim is a signed per-chain value "
+        "that the paper says is above 0 (or below). It **holds** when the corrected two-sided bootstrap test rejects 0 "
+        "and the mean has the paper's sign, **contradicts** when it rejects 0 with the other sign, and is "
+        "**inconclusive** otherwise. Intervals are at each test's Holm level, so an interval excludes 0 exactly where "
+        f"the verdict is not inconclusive. A claim with fewer than {MIN_EXAMPLES} chains gets no verdict and stays out "
+        "of the correction; verdicts over fewer chains than the run's target are marked *provisional*.")  # fmt: skip
 
 
 @dataclass
 class ClaimTest:
     """One claim on one model: the paper's statement and figure, the measure tested, its per-example mean over
     ``n`` examples, the Holm-level interval [low, high], raw and Holm-adjusted p-values, and the direction the
-    paper states (``ABOVE``, ``BELOW`` or ``NEAR_ZERO``)."""
+    paper states (``ABOVE`` or ``BELOW``)."""
 
     section: str
     claim: str
@@ -66,15 +60,7 @@ class ClaimTest:
     def verdict(self) -> str:
         if self.n < MIN_EXAMPLES:
             return f"no verdict (fewer than {MIN_EXAMPLES} chains)"
-        rejects = self.p_holm < ALPHA
-        if self.direction == NEAR_ZERO:
-            if -MARGIN < self.low and self.high < MARGIN:
-                found = "holds"
-            elif rejects and abs(self.estimate) >= MARGIN:
-                found = "contradicts"
-            else:
-                found = "inconclusive"
-        elif not rejects:
+        if self.p_holm >= ALPHA:
             found = "inconclusive"
         else:
             found = "holds" if np.sign(self.estimate) == self.direction else "contradicts"

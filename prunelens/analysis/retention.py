@@ -20,10 +20,9 @@ how many of them each method keeps at each keep), which saves to and loads from 
 Conservation: token-weighted, each chain's deviations from uniform deletion sum to zero at every keep (the
 kept tokens are round(ρ·n) whatever the method), so one over-retained category that holds many tokens forces
 the others below the diagonal. ``area_tests`` therefore reports, beside the raw area, a **relative area**:
-category c against the retention of the chain's tokens outside the most frequent category (for that category
-itself: against all its chain's other tokens), i.e. what c would show if the big category's over- or
-under-retention were spread evenly over the rest. Both come with Holm-corrected bootstrap tests across
-categories.
+category c against the retention of its chain's other tokens outside the most frequent category (for that
+category itself: against all its chain's other tokens), i.e. c against the rest with the big category's over- or
+under-retention taken out. Both come with Holm-corrected bootstrap tests across categories.
 """
 
 from __future__ import annotations
@@ -46,8 +45,8 @@ from prunelens.stores import ENGINE, write_netcdf
 GRID_STEP = 0.05
 MEASURES = {
     "raw": "area of (retention of c - uniform deletion's round(rho*n)/n)",
-    "relative": "area of (retention of c - retention of the chain's tokens outside the most frequent category; "
-                "for that category, outside c)",
+    "relative": "area of (retention of c - retention of the chain's tokens outside c and outside the most frequent "
+                "category)",
 }  # fmt: skip
 DEFINITION = ("retention of a category at keep fraction rho = the share of its tokens still kept at rho, "
               "averaged over the chains that have it; area = integral over the keep grid of (retention - uniform "
@@ -193,16 +192,16 @@ class RetentionCounts:
         return CATEGORIES[int(np.argmax(self.tokens.sum(axis=0)))]
 
     def relative_baseline(self) -> np.ndarray:
-        """Per method, chain, category and keep: the retention of the chain's tokens outside the dominant
-        category (for the dominant category: outside itself). NaN where no such token exists."""
+        """Per method, chain, category c and keep: the retention of the chain's tokens outside c and outside the
+        dominant category (for the dominant category: outside itself). NaN where no such token exists."""
         dominant = CATEGORIES.index(self.dominant())
         kept_total, tokens_total = self.kept.sum(axis=2), self.tokens.sum(axis=1)
         baseline = np.full(self.kept.shape, np.nan)
         for c in range(len(CATEGORIES)):
-            outside = dominant if c != dominant else c
-            tokens_out = tokens_total - self.tokens[:, outside]
+            outside = sorted({c, dominant})
+            tokens_out = tokens_total - self.tokens[:, outside].sum(axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):
-                share = (kept_total - self.kept[:, :, outside]) / tokens_out[None, :, None]
+                share = (kept_total - self.kept[:, :, outside].sum(axis=2)) / tokens_out[None, :, None]
             baseline[:, :, c] = np.where(tokens_out[None, :, None] > 0, share, np.nan)
         return baseline
 

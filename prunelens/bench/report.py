@@ -18,6 +18,7 @@ from prunelens.bench.data import BenchData
 from prunelens.bench.modes import DEFAULT_MODES, FLOOR, BenchConfig
 from prunelens.bench.run import agreement, keeps_down_to, matmul_flops, meets_floor, run_modes, synthetic_chain
 from prunelens.bench.surrogate import benchmark_surrogate
+from prunelens.core.errors import PrunelensError
 from prunelens.core.jsonl import write_atomic
 from prunelens.core.progress import log_line
 from prunelens.datasets import get_benchmark, load_examples
@@ -96,7 +97,12 @@ def run_benchmark(config: BenchConfig, log=log_line) -> str:
     """Run the benchmark (or, with ``config.from_data``, read what earlier runs measured) and return the Markdown
     report; the report, its data (``<out>.json``) and the Pareto plot are written where the config says."""
     if config.from_data:
-        runs = {data.settings["model"]: data for data in (BenchData.load(Path(p)) for p in config.from_data)}
+        runs = {}
+        for path in config.from_data:
+            data = BenchData.load(Path(path))
+            if data.settings["model"] in runs:
+                raise PrunelensError(f"{path}: a second benchmark of {data.settings['model']}; give one file per model")
+            runs[data.settings["model"]] = data
     else:
         data = measure(config, log)
         runs = {config.model: data}

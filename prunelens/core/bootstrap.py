@@ -45,13 +45,17 @@ def bootstrap_p_value(draws: np.ndarray) -> float:
 
 
 def holm(p_values: Sequence[float], alpha: float = ALPHA) -> tuple[list[float], list[float]]:
-    """Holm's step-down adjustment: adjusted p-values (monotone, at most 1) and each test's confidence level
-    1 − alpha / (m − rank), rank counted from 0 in ascending p."""
+    """Holm's step-down adjustment: adjusted p-values (monotone, at most 1) and the confidence level of each test's
+    interval: 1 − alpha / (m − rank) (rank counted from 0 in ascending p) while the procedure rejects, then the
+    level of the first step that does not reject for that test and every later one, so that an interval excludes 0
+    only where Holm rejects."""
     m = len(p_values)
     order = np.argsort(p_values, kind="stable")
     adjusted, levels = [0.0] * m, [0.0] * m
-    running = 0.0
+    running, stopped = 0.0, None
     for rank, index in enumerate(order):
         running = max(running, min(1.0, (m - rank) * p_values[index]))
-        adjusted[index], levels[index] = running, 1 - alpha / (m - rank)
+        if stopped is None and p_values[index] >= alpha / (m - rank):
+            stopped = 1 - alpha / (m - rank)
+        adjusted[index], levels[index] = running, stopped if stopped is not None else 1 - alpha / (m - rank)
     return adjusted, levels

@@ -62,8 +62,9 @@ def paired_comparisons(out_dir: Path, rows: list[dict], reference: str = REFEREN
     for keep in keeps:
         mine = {r["method"]: {} for r in rows if r["keep"] == keep and r["method"] not in ("full", "zero-shot")}
         for r in rows:
-            if r["keep"] == keep and r["method"] in mine:
-                mine[r["method"]][r.get("seed") or 0] = _correct(Path(out_dir) / "eval" / r["student"])
+            grades = _correct(Path(out_dir) / "eval" / r["student"]) if r["keep"] == keep else {}
+            if grades and r["method"] in mine:  # a student without predictions leaves the comparison, not all of it
+                mine[r["method"]][r.get("seed") or 0] = grades
         for method in (m for m in mine if m != reference):
             seeds = sorted(set(mine[reference]) & set(mine[method]))
             questions = sorted(set.intersection(*(set(mine[m][s]) for m in (reference, method) for s in seeds)))
@@ -88,7 +89,10 @@ def paired_comparisons(out_dir: Path, rows: list[dict], reference: str = REFEREN
 def _correct(folder: Path) -> dict[str, float]:
     """Each evaluated question's grade (1.0 correct) from a student's predictions."""
     path = folder / "predictions.jsonl"
-    return {row["id"]: float(bool(row["correct"])) for row in read_finished(path)} if path.exists() else {}
+    grades: dict[str, float] = {}
+    for row in read_finished(path) if path.exists() else []:  # the first row of an id counts, as in Evaluation
+        grades.setdefault(row["id"], float(bool(row["correct"])))
+    return grades
 
 
 def comparisons_table(comparisons: list[dict], reference: str = REFERENCE) -> str:
@@ -115,7 +119,8 @@ def comparisons_text(out_dir: Path, rows: list[dict]) -> str:
         return ""
     return (f"## Paired comparisons with {REFERENCE}\n\nPer test question, accuracy averaged over the seeds both "
             f"students have; the difference {REFERENCE} − method, paired bootstrap over questions, Holm-corrected "
-            f"across all {len(comparisons)} comparisons (α = {ALPHA}).\n\n{comparisons_table(comparisons)}\n")
+            f"across all {len(comparisons)} comparisons (α = {ALPHA}). The seeds are fixed, not resampled: a "
+            f"difference describes these students.\n\n{comparisons_table(comparisons)}\n")
 
 
 def write_distill_report(out_dir: Path, rows: list[dict]) -> None:
