@@ -76,3 +76,36 @@ def test_paper_claims_script_exports_then_reports_from_the_data_alone(tmp_path, 
     first = report.split("This report:")[0]
     module.main(["--models", "smollm2-135m", "gemma3-270m", "--data", str(data), "--out-dir", str(out)])
     assert (out / "paper_claims.md").read_text().split("This report:")[0] == first  # the same data, the same report
+
+
+def test_model_claims_read_the_right_transitions_and_signs(monkeypatch):
+    from prunelens.analysis.rank_dynamics import BUILT_IN, FROZEN, LOCAL, RANDOM_EXPECTED, RankDynamics
+    from prunelens.analysis.retention import RetentionCounts
+
+    module = load_experiment("paper_claims", monkeypatch)
+    keeps = [round(1.0 - 0.1 * k, 10) for k in range(10)]  # transitions start at 1.0, 0.9, …, 0.2
+    starts = np.array(keeps[:-1])
+    rng = np.random.default_rng(0)
+    hits = np.full((30, 9, len(BUILT_IN)), 0.1)
+    hits[:, :, BUILT_IN.index(LOCAL)] = 0.6
+    hits[:, :, BUILT_IN.index(FROZEN)] = np.where((starts >= 0.4) & (starts <= 0.7), 0.2, 0.5)  # widest mid-way
+    hits[:, :, BUILT_IN.index(RANDOM_EXPECTED)] = 0.1
+    hits += rng.normal(0, 0.002, hits.shape)
+    dynamics = RankDynamics([f"c{i}" for i in range(30)], keeps, list(BUILT_IN), hits, hits,
+                            np.ones((30, 9), dtype=int), np.full((30, 9), 10))  # fmt: skip
+    gap = module.per_chain_gap(dynamics, LOCAL, FROZEN, False)  # after the first transition: 4 × 0.4 + 4 × 0.1
+    assert np.allclose(gap, (4 * 0.4 + 4 * 0.1) / 8, atol=0.02)
+    assert np.allclose(module.per_chain_gap(dynamics, LOCAL, FROZEN, False, module.MIDDLE), 0.4, atol=0.02)
+    assert np.allclose(module.per_chain_gap(dynamics, LOCAL, FROZEN, False, module.LATE), 0.1, atol=0.02)
+    # SymbMath kept to the end in every chain, the rest removed first
+    tokens = np.tile([10, 0, 0, 4, 0, 6], (30, 1))
+    kept = np.zeros((1, 30, 6, 3))
+    kept[0, :, :, 0] = tokens  # keep 1.0: everything
+    kept[0, :, 0, 1] = 10  # keep 0.5: the 10 SymbMath tokens
+    counts = RetentionCounts([f"c{i}" for i in range(30)], ["greedy (joint)"], [1.0, 0.5, 0.0], tokens, kept, {})
+    claims = evaluate_claims(module.model_claims("m", dynamics, dynamics, counts, 30))
+    verdict = {(c.claim, c.measure): c.verdict for c in claims}
+    rank = [c for c in claims if c.section == "§5.2" and "as defined" in c.measure]
+    assert [c.verdict for c in rank] == ["holds"] * 5  # local > frozen (two grids), > random, wider than early and late
+    assert verdict[("SymbMath is over-retained", "raw area (joint)")] == "holds"
+    assert not any(c.claim.startswith("Ans") for c in claims)  # no answer-objective run: no such claims
