@@ -94,10 +94,11 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "gradient_checkpointing": False},
         "eval": {"split": "test", "limit": 200, "batch_size": 50, "max_new_tokens": 160},
     },
-    # The paper-claims comparison on this machine (issue: every method's students at three seeds, paired tests):
-    # more gold chains and more training steps than "cpu" so that the full-chain student leaves the accuracy
-    # floor, greedy screened in bfloat16 with float32 rescoring of the best three (identical to exact greedy on
-    # the benchmark chains, results/bench_pruning.md), and three training seeds per student.
+    # The paper-claims comparison on this machine (every method's students at three seeds, paired tests): more
+    # gold chains and more training steps than "cpu" so that the full-chain student leaves the accuracy floor
+    # (measured: 39.0%, Wilson 95% CI 32.5–45.9%, on the 200 test questions, seed 0; 60 min of training and 6 min of
+    # evaluation on one busy thread), greedy screened in bfloat16 with float32 rescoring of the best three
+    # (identical to exact greedy on the benchmark chains, results/bench_pruning.md), three training seeds.
     "claims": {
         "out": "runs/distill-claims",
         "dataset": "arith",
