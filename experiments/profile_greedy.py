@@ -16,6 +16,7 @@ import torch
 
 from prunelens.datasets import get_benchmark, load_examples
 from prunelens.datasets.tokenize import tokenize_chain
+from prunelens.memory import PeakMemory
 from prunelens.models import load_model
 from prunelens.pruning.greedy import greedy_prune
 from prunelens.pruning.scorers import make_scorer
@@ -58,6 +59,20 @@ def profile_chain(loaded, chain, steps: int, token_budget: int) -> tuple[float, 
     return wall, parts
 
 
+def step_memory(loaded, chain, token_budget: int) -> float:
+    """Peak resident memory (MB) of this process over one exact greedy step on ``chain`` (no profiler running)."""
+    scorer = make_scorer("fast", loaded.model, token_budget)
+    with PeakMemory(interval=0.01) as memory:
+        greedy_prune(scorer, chain.prompt_ids, chain.reasoning_ids, chain.answer_ids, "joint", keep=0.0, max_steps=1)
+    return memory.peak_mb
+
+
+def resident_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="*", default=["smollm2-135m", "gemma3-270m"])
@@ -65,12 +80,16 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=4, help="greedy steps profiled per chain")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--token-budget", type=int, default=1024)
+    parser.add_argument("--memory-tokens", type=int, default=80, help="reasoning tokens of the chain whose exact "
+                        "step's peak memory is measured (the longest GSM8K test chain up to this length)")
     parser.add_argument("--out", type=Path, default=Path("results/profile_greedy.md"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    rows = []
+    rows, memory_rows = [], []
     for model in args.models:
+        before = resident_mb()
         loaded = load_model(model)
+        resident = resident_mb() - before
         examples = load_examples("gsm8k", "test")
         wanted = ids_by_length(examples, loaded.tokenizer, 25, 80, args.chains)
         bench = get_benchmark("gsm8k")
@@ -85,6 +104,13 @@ def main(argv=None):
         for name, value in totals.items():
             rows.append([model, f"{len(chains)} ({lengths} tokens)", name, f"{value:.2f}", f"{100 * value / wall:.0f}%"])
         rows.append([model, "", "wall time", f"{wall:.2f}", "100%"])
+        candidates = set(ids_by_length(examples, loaded.tokenizer, 1, args.memory_tokens, 200))
+        chain = max((tokenize_chain(loaded.tokenizer, bench, e, loaded.max_positions) for e in examples
+                     if e.id in candidates), key=lambda c: len(c.reasoning_ids))  # fmt: skip
+        loaded_mb = resident_mb()
+        peak = step_memory(loaded, chain, args.token_budget)
+        memory_rows.append([model, f"{chain.id} ({len(chain.reasoning_ids)} tokens)", f"{resident:.0f}",
+                            f"{peak - loaded_mb:.0f}", f"{(resident + peak - loaded_mb) / resident:.2f}×"])  # fmt: skip
     text = "\n".join([
         "# Where exact greedy pruning spends its time (fast scorer, objective joint)",
         "",
@@ -95,6 +121,13 @@ def main(argv=None):
         "outside any torch op.",
         "",
         markdown_table(["model", "chains", "part", "seconds", "share of wall"], rows),
+        "",
+        f"Peak memory of one exact step (token budget {args.token_budget}) on the longest of the first 200 chains of at "
+        f"most {args.memory_tokens} reasoning tokens, against what loading the model added to this process's resident "
+        "memory (goal: below 1.5×):",
+        "",
+        markdown_table(["model", "chain", "model resident MB", "step peak above the loaded model MB",
+                        "peak ÷ model resident"], memory_rows),
     ]) + "\n"  # fmt: skip
     write_report(args.out, text)
 

@@ -243,13 +243,15 @@ def test_profile_script_accounts_for_the_wall_time(tmp_path, tiny_model_dir):
     module = load_experiment("profile_greedy")
     out = tmp_path / "profile.md"
     module.main(["--models", str(tiny_model_dir), "--chains", "1", "--steps", "2", "--out", str(out)])
-    (table,) = markdown_tables(out.read_text())
+    table, memory = markdown_tables(out.read_text())
     parts = {row["part"]: numbers(row["seconds"])[0] for row in table}
     assert set(parts) == {*module.GROUPS, "other torch ops", "Python outside torch ops", "wall time"}
     assert parts["output layer tiles (target_logprobs)"] > 0 and parts["other linear layers"] > 0
     assert parts["attention"] > 0
     profiled = sum(v for k, v in parts.items() if k not in ("wall time", "Python outside torch ops"))
     assert profiled <= parts["wall time"] * 1.02  # each op's self time counted once
+    (row,) = memory
+    assert numbers(row["model resident MB"])[0] > 0 and numbers(row["peak ÷ model resident"])[0] >= 1
 
 
 def test_surrogate_controls_keep_targets_and_change_only_the_features():
