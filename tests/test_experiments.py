@@ -251,7 +251,8 @@ def test_profile_script_accounts_for_the_wall_time(tmp_path, tiny_model_dir):
     profiled = sum(v for k, v in parts.items() if k not in ("wall time", "Python outside torch ops"))
     assert profiled <= parts["wall time"] * 1.02  # each op's self time counted once
     (row,) = memory
-    assert numbers(row["model resident MB"])[0] > 0 and numbers(row["peak ÷ model resident"])[0] >= 1
+    assert numbers(row["model MB (parameters, buffers)"])[0] > 0 and len(numbers(row["(model + step) ÷ model"])) == 1
+    assert "(80 tokens)" in row["chain"] or numbers(row["chain"])[-1] <= 80  # the longest chain within the limit
 
 
 def test_surrogate_controls_keep_targets_and_change_only_the_features():
