@@ -61,14 +61,14 @@ def test_scores_from_recorded_responses_match_hf(objective):
     scorer._sampling_params = lambda: "params"
     rng = np.random.default_rng(22)
     prompt, answer = rng.integers(0, 96, 5).tolist(), rng.integers(0, 96, 2).tolist()
-    candidates = [rng.integers(0, 96, 6).tolist() for _ in range(4)]
+    candidates = [rng.integers(0, 96, length).tolist() for length in (6, 6, 4, 5)]  # screening mixes lengths
     np.testing.assert_allclose(
         scorer.score(prompt, candidates, answer, objective),
         HFScorer(model).score(prompt, candidates, answer, objective),
         atol=1e-9,
     )
     assert len(llm.calls) == 1 and len(llm.calls[0][0]) == 4
-    assert scorer.stats.tokens_computed == 4 * 13
+    assert scorer.stats.tokens_computed == sum(5 + len(c) + 2 for c in candidates)
 
 
 def test_extraction_errors_are_clear():

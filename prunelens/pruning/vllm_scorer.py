@@ -72,13 +72,11 @@ class VLLMScorer:
         objective = Objective.parse(objective)
         requests = build_requests(prompt_ids, candidates, answer_ids)
         outputs = self.llm.generate(self._prompts(requests), self._sampling_params(), use_tqdm=False)
-        first = objective.first_target(len(prompt_ids), len(candidates[0]))
         self.stats.forward_calls += 1
         self.stats.tokens_computed += sum(len(r["prompt_token_ids"]) for r in requests)
-        return np.array(
-            [
-                objective_from_prompt_logprobs(out.prompt_logprobs, req["prompt_token_ids"], first)
-                for out, req in zip(outputs, requests)
-            ],
+        return np.array(  # each candidate's own first target: screening passes candidates of unequal lengths
+            [objective_from_prompt_logprobs(out.prompt_logprobs, req["prompt_token_ids"],
+                                            objective.first_target(len(prompt_ids), len(candidate)))
+             for out, req, candidate in zip(outputs, requests, candidates)],
             dtype=np.float64,
-        )
+        )  # fmt: skip
