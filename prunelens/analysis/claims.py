@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from prunelens.core.bootstrap import ALPHA, bootstrap_means, bootstrap_p_value, holm
+from prunelens.core.bootstrap import ALPHA, holm_bootstrap_tests
 from prunelens.report import markdown_table
 
 ABOVE, BELOW = 1, -1
@@ -71,20 +71,17 @@ def evaluate_claims(claims: Sequence[tuple[ClaimTest, np.ndarray]], resamples: i
                     seed: int = 0) -> list[ClaimTest]:  # fmt: skip
     """Fill in each claim's estimate, p-values and Holm-level interval from its per-example values (NaNs
     dropped); the claims passed together form one Holm family."""
-    draws, tested = [], []
+    tested, samples, rngs = [], [], []
     for index, (claim, values) in enumerate(claims):
         values = np.asarray(values, dtype=np.float64)
         values = values[np.isfinite(values)]
         claim.n, claim.estimate = len(values), float(values.mean()) if len(values) else float("nan")
         if len(values) >= MIN_EXAMPLES:
-            draw = bootstrap_means(values, resamples, np.random.default_rng([seed, index]))
-            claim.p = bootstrap_p_value(draw)
-            draws.append(draw)
             tested.append(claim)
-    adjusted, levels = holm([claim.p for claim in tested])
-    for claim, draw, p_holm, level in zip(tested, draws, adjusted, levels):
-        claim.p_holm, claim.level = p_holm, level
-        claim.low, claim.high = (float(q) for q in np.quantile(draw, [(1 - level) / 2, (1 + level) / 2]))
+            samples.append(values)
+            rngs.append(np.random.default_rng([seed, index]))
+    for claim, test in zip(tested, holm_bootstrap_tests(samples, rngs, resamples)):
+        claim.p, claim.p_holm, claim.level, claim.low, claim.high = test.p, test.p_holm, test.level, test.low, test.high
     return [claim for claim, _ in claims]
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from prunelens.annotate.labels import CATEGORIES, Annotation, labels_for
-from prunelens.core.bootstrap import ALPHA, bootstrap_interval, bootstrap_means, bootstrap_p_value, holm
+from prunelens.core.bootstrap import ALPHA, bootstrap_interval, holm_bootstrap_tests
 from prunelens.core.errors import PrunelensError
 from prunelens.core.keep import n_keep
 from prunelens.core.ranking import Ranking, keep_grid
@@ -307,17 +307,12 @@ def area_tests(counts: RetentionCounts, measure: str = "raw", min_chains: int = 
     areas = counts.chain_areas(measure)
     tests = []
     for m, method in enumerate(counts.methods):
-        found = []
-        for c, category in enumerate(CATEGORIES):
-            values = areas[m, :, c][np.isfinite(areas[m, :, c])]
-            if len(values) >= min_chains:
-                draws = bootstrap_means(values, resamples, np.random.default_rng([seed, m, c]))
-                found.append((category, values, draws, bootstrap_p_value(draws)))
-        adjusted, levels = holm([p for *_, p in found], ALPHA)
-        for (category, values, draws, p), p_holm, level in zip(found, adjusted, levels):
-            low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
-            tests.append(AreaTest(method, category, measure, len(values), float(values.mean()), float(low), float(high),
-                                  p, p_holm, level))  # fmt: skip
+        found = {c: areas[m, :, c][np.isfinite(areas[m, :, c])] for c in range(len(CATEGORIES))}
+        found = {c: values for c, values in found.items() if len(values) >= min_chains}
+        rngs = [np.random.default_rng([seed, m, c]) for c in found]
+        for (c, values), test in zip(found.items(), holm_bootstrap_tests(list(found.values()), rngs, resamples)):
+            tests.append(AreaTest(method, CATEGORIES[c], measure, len(values), test.mean, test.low, test.high, test.p,
+                                  test.p_holm, test.level))  # fmt: skip
     return tests
 
 

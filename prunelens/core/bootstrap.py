@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import bootstrap
@@ -59,3 +60,30 @@ def holm(p_values: Sequence[float], alpha: float = ALPHA) -> tuple[list[float], 
             stopped = 1 - alpha / (m - rank)
         adjusted[index], levels[index] = running, stopped if stopped is not None else 1 - alpha / (m - rank)
     return adjusted, levels
+
+
+@dataclass
+class HolmTest:
+    """One test of a Holm family: the sample's mean, its two-sided bootstrap p-value, the Holm-adjusted one, and the
+    percentile interval [low, high] at the test's Holm ``level``."""
+
+    mean: float
+    p: float
+    p_holm: float
+    level: float
+    low: float
+    high: float
+
+
+def holm_bootstrap_tests(samples: Sequence[np.ndarray], rngs: Sequence[np.random.Generator], resamples: int,
+                         alpha: float = ALPHA) -> list[HolmTest]:  # fmt: skip
+    """Bootstrap tests of a zero mean for ``samples`` (each resampled ``resamples`` times from its own generator in
+    ``rngs``), Holm-corrected as one family (``holm``), each with its interval at its Holm level."""
+    draws = [bootstrap_means(sample, resamples, rng) for sample, rng in zip(samples, rngs)]
+    p_values = [bootstrap_p_value(draw) for draw in draws]
+    adjusted, levels = holm(p_values, alpha)
+    tests = []
+    for sample, draw, p, p_holm, level in zip(samples, draws, p_values, adjusted, levels):
+        low, high = np.quantile(draw, [(1 - level) / 2, (1 + level) / 2])
+        tests.append(HolmTest(float(np.mean(sample)), p, p_holm, level, float(low), float(high)))
+    return tests

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prunelens.core.bootstrap import ALPHA, bootstrap_means, bootstrap_p_value, holm
+from prunelens.core.bootstrap import ALPHA, holm_bootstrap_tests
 from prunelens.core.jsonl import read_finished, write_atomic, write_jsonl
 from prunelens.plots import Curve, curves_figure
 from prunelens.report import markdown_table
@@ -57,7 +57,7 @@ def paired_comparisons(out_dir: Path, rows: list[dict], reference: str = REFEREN
     averaged over the seeds both methods have (from ``eval/<student>/predictions.jsonl``), the mean difference
     reference − method, a paired bootstrap over questions (seeded), Holm-corrected across all comparisons, with
     the interval at each test's Holm level."""
-    found = []
+    found, differences = [], []
     keeps = sorted({r["keep"] for r in rows if r["method"] == reference})
     for keep in keeps:
         mine = {r["method"]: {} for r in rows if r["keep"] == keep and r["method"] not in ("full", "zero-shot")}
@@ -72,17 +72,13 @@ def paired_comparisons(out_dir: Path, rows: list[dict], reference: str = REFEREN
                 continue
             accuracy = {m: np.array([[mine[m][s][q] for s in seeds] for q in questions]).mean(axis=1)
                         for m in (reference, method)}  # fmt: skip
-            draws = bootstrap_means(accuracy[reference] - accuracy[method], resamples,
-                                    np.random.default_rng([seed, len(found)]))  # fmt: skip
+            differences.append(accuracy[reference] - accuracy[method])
             found.append({"keep": keep, "method": method, "seeds": len(seeds), "questions": len(questions),
                           "reference": float(accuracy[reference].mean()), "other": float(accuracy[method].mean()),
-                          "difference": float((accuracy[reference] - accuracy[method]).mean()),
-                          "p": bootstrap_p_value(draws), "draws": draws})  # fmt: skip
-    adjusted, levels = holm([c["p"] for c in found])
-    for comparison, p_holm, level in zip(found, adjusted, levels):
-        draws = comparison.pop("draws")
-        low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
-        comparison.update(p_holm=p_holm, level=level, low=float(low), high=float(high))
+                          "difference": float(differences[-1].mean())})  # fmt: skip
+    rngs = [np.random.default_rng([seed, index]) for index in range(len(found))]
+    for comparison, test in zip(found, holm_bootstrap_tests(differences, rngs, resamples)):
+        comparison.update(p=test.p, p_holm=test.p_holm, level=test.level, low=test.low, high=test.high)
     return found
 
 
