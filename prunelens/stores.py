@@ -40,6 +40,17 @@ def write_netcdf(path: Path, dataset) -> None:
     replace_atomically(Path(path), write)
 
 
+def read_netcdf(path: Path, what: str):
+    """A netCDF file read whole into memory (the file is closed again); a one-line error naming ``what`` when
+    there is no such file."""
+    import xarray as xr
+
+    if not Path(path).is_file():
+        raise PrunelensError(f"{path}: no such {what} file")
+    with xr.open_dataset(path, engine=ENGINE) as data:
+        return data.load()
+
+
 def open_consolidated(out_dir: Path, store_name: str, stored_ids, consolidate, what: str):
     """Open ``out_dir/store_name`` lazily, first consolidating it from the finished examples' parts when it
     is missing or does not hold every finished example (a run interrupted before its consolidation).

@@ -41,7 +41,7 @@ from prunelens.core.ranking import GreedyRanking, Ranking, keep_grid, load_ranki
 from prunelens.pruning.store import open_scores
 from prunelens.report import markdown_table
 from prunelens.plots import Curve, curves_figure
-from prunelens.stores import ENGINE, write_netcdf
+from prunelens.stores import read_netcdf, write_netcdf
 
 LOCAL = "local"
 FROZEN = "frozen (ρ=1.0)"
@@ -205,16 +205,12 @@ class RankDynamics:
     @classmethod
     def load(cls, path: Path) -> RankDynamics:
         """Read a file ``save`` wrote."""
-        import xarray as xr
-
-        if not Path(path).is_file():
-            raise PrunelensError(f"{path}: no such rank-dynamics file")
-        with xr.open_dataset(path, engine=ENGINE) as data:
-            keeps = [*(float(v) for v in data["keep_start"].values), float(data["keep_end"].values[-1])]
-            return cls(ids=[str(v) for v in data["example"].values], keeps=keeps,
-                       rankings=[str(v) for v in data["ranking"].values], hits=data["hit"].values,
-                       hits_without_first=data["hit_without_first"].values, removed=data["removed"].values, present=data["present"].values,
-                       meta=json.loads(data.attrs["meta"]))  # fmt: skip
+        data = read_netcdf(path, "rank-dynamics")
+        keeps = [*(float(v) for v in data["keep_start"].values), float(data["keep_end"].values[-1])]
+        return cls(ids=[str(v) for v in data["example"].values], keeps=keeps,
+                   rankings=[str(v) for v in data["ranking"].values], hits=data["hit"].values,
+                   hits_without_first=data["hit_without_first"].values, removed=data["removed"].values,
+                   present=data["present"].values, meta=json.loads(data.attrs["meta"]))  # fmt: skip
 
 
 def rank_dynamics(pruning: Path, others: Mapping[str, Path] | None = None, keeps: Sequence[float] | None = None,

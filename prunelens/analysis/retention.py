@@ -40,7 +40,7 @@ from prunelens.core.keep import n_keep
 from prunelens.core.ranking import Ranking, keep_grid
 from prunelens.report import markdown_table
 from prunelens.plots import Curve, bars_figure, curves_figure
-from prunelens.stores import ENGINE, write_netcdf
+from prunelens.stores import read_netcdf, write_netcdf
 
 GRID_STEP = 0.05
 MEASURES = {
@@ -234,16 +234,12 @@ class RetentionCounts:
         """Read a file ``save`` wrote."""
         import json
 
-        import xarray as xr
-
-        if not Path(path).is_file():
-            raise PrunelensError(f"{path}: no such retention-counts file")
-        with xr.open_dataset(path, engine=ENGINE) as data:
-            methods = [str(m) for m in data["method"].values]
-            return cls([str(v) for v in data["example"].values], methods, [float(k) for k in data["keep"].values],
-                       data["tokens"].values, data["kept"].values,
-                       dict(zip(methods, (int(v) for v in data["skipped"].values))),
-                       json.loads(data.attrs["meta"]))  # fmt: skip
+        data = read_netcdf(path, "retention-counts")
+        methods = [str(m) for m in data["method"].values]
+        return cls([str(v) for v in data["example"].values], methods, [float(k) for k in data["keep"].values],
+                   data["tokens"].values, data["kept"].values,
+                   dict(zip(methods, (int(v) for v in data["skipped"].values))),
+                   json.loads(data.attrs["meta"]))  # fmt: skip
 
 
 def category_retention(rankings: Mapping[str, Sequence[Ranking]], annotations: Mapping[str, Annotation],
