@@ -84,18 +84,19 @@ def export(args) -> None:
         out.mkdir(parents=True, exist_ok=True)
         others = {name: baselines[name] for name in BASELINES}
         chosen = [r.id for r in finished["joint"]]  # one snapshot of a run that may still be going
+        chosen_ids = set(chosen)
         rank_dynamics(greedy["joint"], others, ids=chosen).save(out / "rank_dynamics.nc")
         rank_dynamics(greedy["joint"], others, keeps=COARSE, ids=chosen).save(out / "rank_dynamics_grid0.2.nc")
         annotations = annotate_rankings(AnnotateConfig(rankings=baselines["truncation"]), progress=False)
         methods = {f"greedy ({o})": rankings for o, rankings in finished.items() if rankings}
         methods |= {name: load_rankings(path) for name, path in baselines.items()}
-        methods = {name: [r for r in rankings if r.id in set(chosen)] for name, rankings in methods.items()}
+        methods = {name: [r for r in rankings if r.id in chosen_ids] for name, rankings in methods.items()}
         spec = args.model or RUN_PRESETS[preset].model
         RetentionCounts.from_rankings(methods, annotations, meta={"model": spec, "annotator": "offline"}).save(
             out / "retention.nc")  # fmt: skip
         analysed = [*((f"greedy-{o}", r) for o, r in finished.items()), *methods.items()]
-        runs = {name: {"chains": sum(r.id in set(chosen) for r in rankings),
-                       "seconds": sum(r.seconds or 0.0 for r in rankings if r.id in set(chosen))}
+        runs = {name: {"chains": sum(r.id in chosen_ids for r in rankings),
+                       "seconds": sum(r.seconds or 0.0 for r in rankings if r.id in chosen_ids)}
                 for name, rankings in analysed if not name.startswith("greedy (")}  # fmt: skip
         threads = json.loads((greedy["joint"] / "run.json").read_text())["config"]["threads"]
         summary = {"model": spec, "preset": preset, "target": args.count or RUN_PRESETS[preset].count,

@@ -80,15 +80,13 @@ def shuffled(examples: list[ExampleData], seed: int = 0) -> list[ExampleData]:
     return [ExampleData(e.id, e.x[rng.permutation(len(e.x))], e.y) for e in examples]
 
 
-def surprisal_only(examples: list[ExampleData], pruning_dir: Path, model: str) -> list[ExampleData]:
-    """The same targets with one feature: the token's surprisal under the pruner (one forward per chain, on the
-    prompt and reasoning ids the pruning run recorded)."""
+def surprisal_only(examples: list[ExampleData], pruning_dir: Path, loaded) -> list[ExampleData]:
+    """The same targets with one feature: the token's surprisal under the loaded pruner (one forward per chain, on
+    the prompt and reasoning ids the pruning run recorded)."""
     from prunelens.core.ranking import load_rankings
-    from prunelens.models import load_model
     from prunelens.rankers.surprisal import reasoning_surprisal
 
     records = {r.id: r for r in load_rankings(pruning_dir)}
-    loaded = load_model(model)
     return [ExampleData(e.id, reasoning_surprisal(loaded.model, records[e.id].prompt_ids,
                                                   records[e.id].reasoning_ids)[:, None], e.y) for e in examples]  # fmt: skip
 
@@ -160,14 +158,14 @@ def main(argv=None):
     predictions["raw H2O (negated)"] = h2o_predictions(test, Path(args.runs_dir) / "features-test")
     summaries["raw H2O (negated)"] = correlations(test, predictions["raw H2O (negated)"]).summary()
     if args.baselines:  # what attention adds: each control through the same MLP (Pearson loss)
-        from prunelens.models import random_init_copy
+        from prunelens.models import load_model, random_init_copy
 
         surrogate = methods["MLP, Pearson loss (surrogate)"]
-        random_model = random_init_copy(args.model)
+        random_model, pruner = random_init_copy(args.model), load_model(args.model)
         controls = {
             "position only (MLP)": (position_only(train), position_only(test)),
-            "surprisal only (MLP)": (surprisal_only(train, target_dir(args, "train"), args.model),
-                                     surprisal_only(test, target_dir(args, "test"), args.model)),
+            "surprisal only (MLP)": (surprisal_only(train, target_dir(args, "train"), pruner),
+                                     surprisal_only(test, target_dir(args, "test"), pruner)),
             "attention, trained on rows shuffled within each example (MLP)": (shuffled(train), test),
             "attention of a randomly initialised model (MLP)": (
                 collect("train", args.train, args, stages, random_model, "-random-init"),
