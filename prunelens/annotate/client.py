@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,15 +21,11 @@ from urllib.parse import urlparse
 
 from prunelens.core.errors import PrunelensError
 from prunelens.core.jsonl import write_atomic
+from prunelens.core.openai_http import Retry, backoff_seconds, base_url_of, classify, one_line, openai_client
 from prunelens.core.settings import setting
 from prunelens.models import cache_root
 
 T = TypeVar("T")
-BASE_URL_ENV = "OPENAI_BASE_URL"
-API_KEY_ENV = "OPENAI_API_KEY"
-LOCAL_KEY = "local-server"  # sent to servers named by a base URL when no key is set: they take any key
-RETRIED_STATUS = (408, 409, 429)  # and every 5xx
-MAX_BACKOFF = 60.0  # seconds: the longest wait between two attempts
 
 
 @dataclass(kw_only=True)
@@ -58,7 +53,7 @@ class ReplyFailed(Exception):
 
 def server_host(settings: LLMSettings) -> str:
     """The host the requests go to, as recorded with results (no path, no credentials)."""
-    url = settings.base_url or os.environ.get(BASE_URL_ENV) or "https://api.openai.com/v1"
+    url = base_url_of(settings.base_url) or "https://api.openai.com/v1"
     return urlparse(url).hostname or url
 
 
@@ -83,15 +78,10 @@ def parse_json_object(text: str | None) -> dict:
     try:
         value = json.loads(body)
     except ValueError as error:
-        raise InvalidReply(f"malformed JSON ({error}) in a reply starting {_one_line(text, 60)!r}") from None
+        raise InvalidReply(f"malformed JSON ({error}) in a reply starting {one_line(text, 60)!r}") from None
     if not isinstance(value, dict):
         raise InvalidReply(f"expected a JSON object, got {type(value).__name__}")
     return value
-
-
-def _one_line(text: Any, limit: int = 300) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 class ChatClient:
@@ -99,14 +89,9 @@ class ChatClient:
     Thread-safe: one instance serves every worker of a run."""
 
     def __init__(self, settings: LLMSettings):
-        import openai
-
         self.settings = settings
-        base_url = settings.base_url or os.environ.get(BASE_URL_ENV) or None
-        key = os.environ.get(API_KEY_ENV) or (LOCAL_KEY if base_url else None)
-        if key is None:
-            raise PrunelensError(f"set {API_KEY_ENV} to use OpenAI, or --base-url for a local OpenAI-compatible server")
-        self.client = openai.OpenAI(api_key=key, base_url=base_url, timeout=settings.timeout, max_retries=0)
+        base_url = base_url_of(settings.base_url)
+        self.client = openai_client(base_url, settings.timeout)
         self.cache_dir = None if settings.no_cache else Path(settings.cache_dir or default_cache_dir())
         self.send_temperature = settings.temperature is not None
         self.server = base_url or "https://api.openai.com/v1"  # part of the cache key: replies are per server
@@ -135,10 +120,10 @@ class ChatClient:
         conversation, reason = list(messages), ""
         for attempt in range(self.settings.max_retries + 1):
             if attempt:
-                time.sleep(min(MAX_BACKOFF, self.settings.retry_delay * 2 ** (attempt - 1)))
+                time.sleep(backoff_seconds(attempt, self.settings.retry_delay))
             try:
                 text = self._complete(conversation, params)
-            except _Retry as retry:
+            except Retry as retry:
                 reason = str(retry)
                 continue
             try:
@@ -152,10 +137,10 @@ class ChatClient:
             self._write_cache(key, text)
             return value
         attempts = self.settings.max_retries + 1
-        raise ReplyFailed(f"{_one_line(reason)} (after {attempts} attempt{'s' if attempts > 1 else ''})")
+        raise ReplyFailed(f"{one_line(reason)} (after {attempts} attempt{'s' if attempts > 1 else ''})")
 
     def _complete(self, messages: list[dict], params: dict) -> str | None:
-        """One request's reply text; _Retry for errors worth retrying."""
+        """One request's reply text; Retry for errors worth retrying."""
         import openai
 
         request = dict(params)
@@ -163,24 +148,14 @@ class ChatClient:
             request.pop("temperature", None)
         try:
             response = self.client.chat.completions.create(model=self.settings.llm_model, messages=messages, **request)
-        except openai.APITimeoutError:
-            raise _Retry(f"timed out after {self.settings.timeout:g} s") from None
-        except openai.APIConnectionError as error:
-            if self.settings.base_url or os.environ.get(BASE_URL_ENV):
-                raise _Retry(f"connection failed ({_one_line(error)})") from None
-            raise PrunelensError(f"cannot reach OpenAI ({_one_line(error)}); --base-url names a local server") from None
-        except openai.APIStatusError as error:
-            status = error.status_code
-            if status == 400 and "temperature" in str(error).lower() and self.send_temperature:
+        except openai.OpenAIError as error:
+            refused_temperature = isinstance(error, openai.BadRequestError) and "temperature" in str(error).lower()
+            if refused_temperature and self.send_temperature:
                 self.send_temperature = False  # e.g. gpt-5-mini takes only its default temperature
                 return self._complete(messages, params)
-            if status in RETRIED_STATUS or status >= 500:
-                raise _Retry(f"HTTP {status} ({_one_line(error, 160)})") from None
-            raise PrunelensError(f"the server refused the request: HTTP {status} ({_one_line(error, 200)})") from None
-        except openai.APIError as error:  # e.g. a 200 whose body is not a chat completion
-            raise _Retry(f"unusable response ({_one_line(error, 160)})") from None
+            raise classify(error, self.settings.timeout, base_url_of(self.settings.base_url) is not None) from None
         if not response.choices:
-            raise _Retry("a reply without choices")
+            raise Retry("a reply without choices")
         return response.choices[0].message.content
 
     def _cache_file(self, key: str) -> Path:
@@ -202,7 +177,3 @@ class ChatClient:
             write_atomic(self._cache_file(key), entry)
         except OSError:
             pass  # the cache is best effort: an unwritable one costs repeated requests, not the run
-
-
-class _Retry(Exception):
-    """A request failed in a way worth retrying; the message is the reason."""

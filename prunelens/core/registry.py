@@ -79,6 +79,9 @@ SCORERS = Registry("scorer")
 SCORERS.register("fast", "prunelens.pruning.prefix_scorer:PrefixCacheScorer", "exact, prefix KV reuse (default)")
 SCORERS.register("naive", "prunelens.pruning.scorer:HFScorer", "exact, one full forward per candidate")
 SCORERS.register("vllm", "prunelens.pruning.vllm_scorer:VLLMScorer", "full forwards in vLLM (GPU, optional extra)")
+SCORERS.register("server", "prunelens.pruning.server_scorer:ServerScorer",
+                 "prompt log-probs from a running OpenAI-compatible server (--base-url): vLLM, llama.cpp",
+                 options="prunelens.pruning.server_scorer:ServerSettings")  # fmt: skip
 
 BACKENDS = Registry("hook backend")
 BACKENDS.register("hf", "prunelens.probes.backends:HFEagerBackend", "eager attention, hooks reduce each layer")

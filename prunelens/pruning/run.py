@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from prunelens.core.errors import SettingsError
 from prunelens.models import DTYPES
@@ -13,13 +13,13 @@ from prunelens.core import progress as terminal  # terminal.interactive() at cal
 from prunelens.core.progress import log_line
 from prunelens.pruning.eta import APPROXIMATE_MODES, HOUR, StepClock, duration, step_work
 from prunelens.pruning.greedy import Approximation, greedy_prune, planned_steps
-from prunelens.pruning.scorers import make_scorer, make_screener
+from prunelens.pruning.scorers import make_scorer, make_screener, scorer_needs_weights
 from prunelens.core.objectives import Objective
 from prunelens.pruning.store import STORE_NAME, consolidate, part_path, write_part
 from prunelens.pruning.surrogate_screen import load_predictor
 from prunelens.core.ranking import GreedyRanking
 from prunelens.core.registry import SCORERS
-from prunelens.core.settings import setting
+from prunelens.core.settings import setting, settle_variant
 
 LONG_CHAIN_SECONDS = 60.0  # chains estimated to take longer log progress lines inside the chain (off a terminal)
 PROGRESS_EVERY = 30.0  # seconds between those lines
@@ -38,6 +38,8 @@ class PruneConfig(JobConfig):
     steps: int | None = setting(None, "stop after this many deletions", result=True, name="s", minimum=0)
     token_budget: int = setting(1024, "max tokens per forward batch", minimum=1)
     scorer: str = setting("fast", SCORERS.choices())
+    scorer_options: Any = setting(None, "the scorer's own settings (its registered options dataclass, e.g. the server "
+                                  "scorer's ServerSettings)", cli=False, variant_of=("scorer", SCORERS))  # fmt: skip
     block: float = setting(1, "APPROXIMATE unless 1: deletions per round (k, or fraction < 1)", result=True, name="b",
                            minimum=0.0)  # fmt: skip
     screen: int | None = setting(None, "APPROXIMATE: lazily score the m likeliest candidates", result=True, name="m",
@@ -60,12 +62,17 @@ class PruneConfig(JobConfig):
     def __post_init__(self):
         """Every check of the prune settings, in field terms (the CLI spells them as flags)."""
         Objective.parse(self.objective)
-        SCORERS.get(self.scorer)
+        settle_variant(self)
         if self.screen_dtype is not None and self.screen_dtype not in DTYPES:
             raise SettingsError("unknown dtype {value!r} for {screen_dtype} (known: {known})", value=self.screen_dtype,
                                 known=", ".join(DTYPES))  # fmt: skip
         if self.surrogate is not None and self.screen is None:
             raise SettingsError("{surrogate} picks the candidates of {screen}: give both")
+        if not scorer_needs_weights(self.scorer):
+            for name in ("screen_dtype", "surrogate"):
+                if getattr(self, name) is not None:
+                    raise SettingsError("{%s} needs the model's weights here; {scorer} {chosen!r} loads none" % name,
+                                        chosen=self.scorer)  # fmt: skip
         try:
             self.approximation()
         except SettingsError as refused:  # the approximation's own names for the same settings
@@ -90,13 +97,15 @@ class PruneJob(Job):
 
     def validate(self):
         self.objective = Objective.parse(self.config.objective)  # the config has checked every setting
+        self.needs_weights = scorer_needs_weights(self.config.scorer)
 
     def start(self, loaded):
         self.loaded = loaded
         self.predictor = None
         if self.config.surrogate is not None:
             self.predictor = load_predictor(self.config.surrogate, loaded, self.config.model)
-        self.scorer = make_scorer(self.config.scorer, loaded.model, self.config.token_budget)
+        self.scorer = make_scorer(self.config.scorer, loaded.model, self.config.token_budget,
+                                  self.config.scorer_options, loaded.tokenizer)  # fmt: skip
         self.screener = make_screener(self.config.scorer, loaded.model, self.config.token_budget,
                                       self.config.approximation())  # fmt: skip
 
@@ -134,7 +143,7 @@ class PruneJob(Job):
             base_score=result.base_score, prompt_ids=chain.prompt_ids, answer_ids=chain.answer_ids,
             answer_text=chain.answer_text, keep=config.keep, steps=len(result.deletion_order),
             exact=config.approximation().exact, approximation=config.approximation().describe(), scorer=config.scorer,
-            settings=config.recorded_settings(),
+            settings={**config.recorded_settings(), **getattr(self.scorer, "describe", dict)()},
         )  # fmt: skip
         attrs = {"objective": self.objective.value}
         return Processed(ranking, lambda out: write_part(out, example.id, result.candidate_scores, chain.pieces, attrs))

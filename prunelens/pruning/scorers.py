@@ -6,9 +6,17 @@ from prunelens.core.registry import SCORERS
 from prunelens.models import rounded_copy
 
 
-def make_scorer(name: str, model, token_budget: int):
-    """The registered scorer ``name`` over ``model``, scoring at most ``token_budget`` tokens per forward."""
-    return SCORERS.load(name)(model, token_budget=token_budget)
+def make_scorer(name: str, model, token_budget: int, options=None, tokenizer=None):
+    """The registered scorer ``name`` over ``model``, scoring at most ``token_budget`` tokens per forward; a scorer
+    registered with options (the ``server`` scorer) also gets ``options`` and the model's ``tokenizer``."""
+    if SCORERS.options_type(name) is None:
+        return SCORERS.load(name)(model, token_budget=token_budget)
+    return SCORERS.load(name)(model, token_budget=token_budget, options=options, tokenizer=tokenizer)
+
+
+def scorer_needs_weights(name: str) -> bool:
+    """False for scorers that load no model here (the ``server`` scorer asks a server)."""
+    return getattr(SCORERS.load(name), "needs_weights", True)
 
 
 def make_screener(name: str, model, token_budget: int, approximation):
