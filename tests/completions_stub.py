@@ -16,11 +16,14 @@ MODEL_NAME = "tiny-scripted"
 class CompletionsServer:
     """``answers``: the protocols it speaks ("prompt_logprobs", "echo"); ``text_only``: token-id prompts get HTTP
     422 and text prompts are tokenised with ``tokenizer`` (a leading BOS is left out of the echo, as llama-cpp-python
-    does); ``failures``: HTTP statuses answered to the first requests, in order. ``bodies`` keeps every request."""
+    does); ``failures``: HTTP statuses answered to the first requests, in order; ``completion(body)``: the
+    (text, finish_reason) of each completion ("x", "length" by default). ``bodies`` keeps every request."""
 
-    def __init__(self, model, tokenizer=None, answers=("prompt_logprobs", "echo"), text_only=False, failures=()):
+    def __init__(self, model, tokenizer=None, answers=("prompt_logprobs", "echo"), text_only=False, failures=(),
+                 completion=None):  # fmt: skip
         self.model, self.tokenizer, self.answers, self.text_only = model, tokenizer, set(answers), text_only
         self.failures, self.bodies, self.lock = list(failures), [], threading.Lock()
+        self.completion = completion or (lambda body: ("x", "length"))
 
     def __enter__(self):
         server = self
@@ -76,10 +79,13 @@ class CompletionsServer:
         return 200, {"id": "cmpl-1", "object": "text_completion", "created": 0, "model": MODEL_NAME, "choices": choices}
 
     def choice(self, index: int, prompt, body: dict) -> dict:
+        text, finish = self.completion(body)
+        echoed = prompt if isinstance(prompt, str) and body.get("echo") else ""
+        choice = {"index": index, "text": echoed + text, "finish_reason": finish, "logprobs": None}
+        if not ("prompt_logprobs" in body or body.get("echo")):
+            return choice
         ids = self.tokenizer(prompt)["input_ids"] if isinstance(prompt, str) else list(prompt)
         values = self.logprobs(ids)
-        echoed = prompt if isinstance(prompt, str) and body.get("echo") else ""
-        choice = {"index": index, "text": echoed + "x", "finish_reason": "length", "logprobs": None}
         if "prompt_logprobs" in body and "prompt_logprobs" in self.answers:
             choice["prompt_logprobs"] = [None] + [{str(ids[t]): {"logprob": v, "rank": 1, "decoded_token": "?"}}
                                                   for t, v in enumerate(values) if t > 0]  # fmt: skip

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from completions_stub import CompletionsServer
 from conftest import DATA_DIR, interrupt_on_call, write_chains
 from typer.testing import CliRunner
 
@@ -282,3 +283,30 @@ def test_a_sample_cut_by_the_token_cap_is_not_correct():
     row, rejected = sampled_outcome(bench, example, [cut, Generation("s\n#### 1", 5, True)], 0, "teacher")
     assert not rejected and row["reasoning"] == "s" and row["correct_samples"] == 1
     assert row["generated_tokens"] == 10  # both samples' decoding cost
+
+
+def test_server_generator_draws_each_sample_in_its_own_seeded_request(tmp_path, chains, tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    gold = {"Q1?": "5", "Q2?": "4", "Q3?": "7", "Q4?": "9"}
+
+    def completion(body):  # right for even seeds, wrong for odd ones
+        question = next(q for q in gold if q in body["prompt"])
+        return (f"work\n#### {gold[question]}" if body["seed"] % 2 == 0 else "work\n#### 0"), "stop"
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    settings = dict(model=str(tiny_model_dir), generator="server", retry_delay=0, seed=3, temperature=0.7,
+                    max_new_tokens=40)  # fmt: skip
+    with CompletionsServer(None, tokenizer, text_only=True, completion=completion) as server:
+        summary = run_teach(config(chains, tmp_path / "out", base_url=server.url, **settings), log=lambda line: None)
+        bodies = list(server.bodies)
+        greedy = run_teach(config(chains, tmp_path / "greedy", base_url=server.url, **{**settings, "temperature": 0}),
+                           log=lambda line: None)  # fmt: skip
+        greedy_requests = len(server.bodies) - len(bodies)
+    assert len(bodies) == 4 * 4 and {(b["temperature"], b["max_tokens"]) for b in bodies} == {(0.7, 40)}
+    rows = read_finished(tmp_path / "out" / "chains.jsonl") + read_finished(tmp_path / "out" / "rejected.jsonl")
+    for row in rows:
+        seeds = [b["seed"] for b in bodies if f"Q{row['id'][1]}?" in b["prompt"]]
+        assert len(set(seeds)) == 4 and row["correct_samples"] == sum(seed % 2 == 0 for seed in seeds)
+    assert summary.kept == sum(r["correct_samples"] > 0 for r in rows) and summary.kept + summary.rejected == 4
+    assert greedy_requests == 4 and greedy.kept + greedy.rejected == 4  # temperature 0: decoded once per question

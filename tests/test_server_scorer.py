@@ -94,7 +94,7 @@ def test_failed_requests_are_retried_and_refusals_are_one_line(model, chain):
     with CompletionsServer(model, answers=()) as server:
         with pytest.raises(PrunelensError, match="gave no prompt log-probs \\(prompt_logprobs: no prompt_logprobs.*; echo-text: text prompts need"):
             scorer_for(server).score(prompt, [reasoning], answer, "joint")
-    with pytest.raises(PrunelensError, match="--base-url"):
+    with pytest.raises(PrunelensError, match="needs --base-url"):
         ServerScorer(None, options=ServerSettings())
     with pytest.raises(PrunelensError, match="unknown server protocol 'grpc'"):
         ServerSettings(protocol="grpc")

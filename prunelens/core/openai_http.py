@@ -5,9 +5,12 @@ backoff between attempts. Callers keep their own request and reply logic."""
 from __future__ import annotations
 
 import os
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from prunelens.core.errors import PrunelensError
+from prunelens.core.settings import setting
 
 BASE_URL_ENV = "OPENAI_BASE_URL"
 API_KEY_ENV = "OPENAI_API_KEY"
@@ -67,3 +70,71 @@ def classify(error: Exception, timeout: float, named_server: bool) -> Exception:
 def backoff_seconds(attempt: int, retry_delay: float) -> float:
     """The wait before attempt ``attempt`` (1 = the first retry): ``retry_delay`` · 2^(attempt−1), at most a minute."""
     return min(MAX_BACKOFF, retry_delay * 2 ** (attempt - 1))
+
+
+@dataclass(kw_only=True)
+class ServerConnection:
+    """How to reach an OpenAI-compatible completions server (the ``server`` scorer's and generator's options)."""
+
+    base_url: str | None = setting(None, "server: the OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 "
+                                   "(default: $OPENAI_BASE_URL)")  # fmt: skip
+    server_model: str | None = setting(None, "server: the model name sent (default: the first the server lists)",
+                                       result=True)  # fmt: skip
+    concurrency: int = setting(4, "server: requests in flight at once", minimum=1)
+    timeout: float = setting(300.0, "server: seconds per request", minimum=0.1)
+    max_retries: int = setting(3, "server: retries of a failed request, with exponential backoff", minimum=0)
+    retry_delay: float = setting(1.0, "server: seconds before the first retry (doubled for each further one)",
+                                 minimum=0)  # fmt: skip
+
+
+class CompletionsClient:
+    """The completions endpoint of ``connection``'s server, with retries; thread-safe (one serves every worker)."""
+
+    def __init__(self, connection: ServerConnection):
+        self.connection = connection
+        self.url = base_url_of(connection.base_url)
+        if self.url is None:
+            raise PrunelensError("a server needs --base-url (or $OPENAI_BASE_URL)")
+        self.client = openai_client(self.url, connection.timeout)
+        self.model = connection.server_model
+        self.reported_model: str | None = None  # the model name the server's replies carry
+        self.requests = 0
+
+    def model_name(self) -> str:
+        """``server_model``, else the first model the server lists (asked once)."""
+        if self.model is None:
+            try:
+                listed = [m.id for m in self.client.models.list()]
+            except Exception as error:  # noqa: BLE001 - any failure here is reported in one line
+                raise PrunelensError(f"cannot list the models of {self.url} "
+                                     f"({one_line(classify(error, 0, True), 200)}); give --server-model") from None
+            if not listed:
+                raise PrunelensError(f"the server at {self.url} lists no model; give --server-model")
+            self.model = listed[0]
+        return self.model
+
+    def complete(self, refused: tuple[type[Exception], ...] = (), **request):
+        """The completion of ``request`` (the model added), after retries; an error of a type in ``refused`` is
+        raised as it is, any other failure as a one-line PrunelensError."""
+        import openai
+
+        connection, reason = self.connection, ""
+        for attempt in range(connection.max_retries + 1):
+            if attempt:
+                time.sleep(backoff_seconds(attempt, connection.retry_delay))
+            try:
+                response = self.client.completions.create(model=self.model_name(), **request)
+            except openai.OpenAIError as error:
+                if isinstance(error, refused):
+                    raise
+                problem = classify(error, connection.timeout, True)
+                if not isinstance(problem, Retry):
+                    raise problem from None
+                reason = str(problem)
+                continue
+            self.requests += 1
+            self.reported_model = response.model or self.reported_model
+            return response
+        attempts = connection.max_retries + 1
+        raise PrunelensError(f"the server at {self.url} failed: {one_line(reason)} (after {attempts} attempt"
+                             f"{'s' if attempts > 1 else ''})")  # fmt: skip

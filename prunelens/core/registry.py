@@ -124,6 +124,9 @@ JOBS.register("rank", "prunelens.rankers.run:RankJob", "rankings of any register
 GENERATORS = Registry("generator")
 GENERATORS.register("hf", "prunelens.distill.generate:HFGenerator", "Hugging Face generate, batched (default)")
 GENERATORS.register("vllm", "prunelens.distill.vllm_generate:VLLMGenerator", "vLLM (GPU, optional extra)")
+GENERATORS.register("server", "prunelens.distill.server_generate:ServerGenerator",
+                    "a running OpenAI-compatible server (--base-url): vLLM, llama.cpp",
+                    options="prunelens.core.openai_http:ServerConnection")  # fmt: skip
 
 ANNOTATORS = Registry("annotator")
 ANNOTATORS.register("offline", "prunelens.annotate.rules:RuleAnnotator",

@@ -30,6 +30,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prunelens.datasets import Example, get_benchmark
 from prunelens.datasets.base import Benchmark
@@ -79,6 +80,8 @@ class TeachConfig(Selection):
     batch_size: int = setting(8, "sequences (questions x samples) per generate call; a question's samples share one",
                               minimum=1)  # fmt: skip
     generator: str = setting("hf", GENERATORS.choices())
+    generator_options: Any = setting(None, "the generator's own settings (its registered options dataclass, e.g. "
+                                     "the server generator's)", cli=False, variant_of=("generator", GENERATORS))  # fmt: skip
     threads: int | None = setting(None, THREADS_HELP, minimum=1)
     out: Path | None = setting(None, "output folder (default: runs/teach-<data>-<teacher model | gold>-<settings>)")
 
@@ -136,8 +139,9 @@ def _sample(config: TeachConfig, bench: Benchmark, todo: list[Example], out_dir:
     """Load the teacher, then per generate call sample, judge and write each question's outcome."""
 
     set_threads(config.threads)
+    own = {} if config.generator_options is None else {"options": config.generator_options}
     generator = GENERATORS.load(config.generator).load(config.model, device=config.device, dtype=config.dtype,
-                                                       batch_size=config.batch_size)  # fmt: skip
+                                                       batch_size=config.batch_size, **own)  # fmt: skip
     record_settings(out_dir, JOB, config)
     options = config.sampling
     sampling = Sampling(options.samples, options.temperature, options.top_p, options.max_new_tokens, options.seed)

@@ -19,7 +19,6 @@ at a time, and are retried with exponential backoff through ``prunelens.core.ope
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ import numpy as np
 
 from prunelens.core.errors import PrunelensError
 from prunelens.core.objectives import Objective
-from prunelens.core.openai_http import Retry, backoff_seconds, base_url_of, classify, one_line, openai_client
+from prunelens.core.openai_http import CompletionsClient, ServerConnection
 from prunelens.core.settings import setting
 from prunelens.pruning.scorer import ScorerStats
 from prunelens.pruning.vllm_scorer import objective_from_prompt_logprobs
@@ -38,20 +37,11 @@ PROTOCOLS = ("prompt_logprobs", "echo", "echo-text")
 
 
 @dataclass(kw_only=True)
-class ServerSettings:
-    """How the ``server`` scorer reaches its server (``prunelens prune --scorer server``)."""
+class ServerSettings(ServerConnection):
+    """How the ``server`` scorer reaches its server and asks it (``prunelens prune --scorer server``)."""
 
-    base_url: str | None = setting(None, "server: the OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 "
-                                   "(default: $OPENAI_BASE_URL)")  # fmt: skip
-    server_model: str | None = setting(None, "server: the model name sent (default: the first the server lists)",
-                                       result=True)  # fmt: skip
     protocol: str | None = setting(None, f"server: {' | '.join(PROTOCOLS)} (default: the first the server answers)",
                                    result=True)  # fmt: skip
-    concurrency: int = setting(4, "server: requests in flight at once", minimum=1)
-    timeout: float = setting(300.0, "server: seconds per request", minimum=0.1)
-    max_retries: int = setting(3, "server: retries of a failed request, with exponential backoff", minimum=0)
-    retry_delay: float = setting(1.0, "server: seconds before the first retry (doubled for each further one)",
-                                 minimum=0)  # fmt: skip
 
     def __post_init__(self):
         if self.protocol is not None and self.protocol not in PROTOCOLS:
@@ -83,17 +73,13 @@ class ServerScorer:
         self.token_budget = token_budget
         self.tokenizer = tokenizer
         self.stats = ServerStats()
-        self.url = base_url_of(self.options.base_url)
-        if self.url is None:
-            raise PrunelensError("scorer 'server' needs --base-url (or $OPENAI_BASE_URL): the server to score with")
-        self.client = openai_client(self.url, self.options.timeout)
+        self.server = CompletionsClient(self.options)
         self.protocol: str | None = None
-        self.model_name = self.options.server_model
-        self.reported_model: str | None = None
 
     def describe(self) -> dict[str, Any]:
         """What a ranking records of the server: where it is, the model it reported and the protocol used."""
-        return {"server": self.url, "server_model": self.reported_model or self.model_name, "protocol": self.protocol}
+        return {"server": self.server.url, "server_model": self.server.reported_model or self.server.model,
+                "protocol": self.protocol}  # fmt: skip
 
     def score(self, prompt_ids, candidates, answer_ids, objective, trunk=None):
         objective = Objective.parse(objective)
@@ -132,8 +118,6 @@ class ServerScorer:
     def _detect(self, sequence: list[int], first: int) -> float:
         """The first protocol the server answers (``options.protocol`` only, when set); returns the score of
         ``sequence`` that the probe yielded. One line naming each refusal when none works."""
-        if self.model_name is None:
-            self.model_name = self._listed_model()
         refusals = []
         for protocol in [self.options.protocol] if self.options.protocol else PROTOCOLS:
             try:
@@ -143,22 +127,12 @@ class ServerScorer:
                 continue
             self.protocol = protocol
             return value
-        raise PrunelensError(f"the server at {self.url} gave no prompt log-probs ({'; '.join(refusals)})")
-
-    def _listed_model(self) -> str:
-        try:
-            listed = [m.id for m in self.client.models.list()]
-        except Exception as error:  # noqa: BLE001 - any failure here is reported in one line
-            raise PrunelensError(f"cannot list the models of {self.url} ({one_line(classify(error, 0, True), 200)}); "
-                                 "give --server-model") from None  # fmt: skip
-        if not listed:
-            raise PrunelensError(f"the server at {self.url} lists no model; give --server-model")
-        return listed[0]
+        raise PrunelensError(f"the server at {self.server.url} gave no prompt log-probs ({'; '.join(refusals)})")
 
     def _ask(self, protocol: str, sequences: list[list[int]], firsts: list[int], probing: bool = False) -> list[float]:
         """One request's objectives under ``protocol``; Unsupported (when ``probing``) if the server does not
         answer it."""
-        request: dict[str, Any] = {"model": self.model_name, "max_tokens": 1, "temperature": 0.0}
+        request: dict[str, Any] = {"max_tokens": 1, "temperature": 0.0}
         if protocol == "prompt_logprobs":
             request.update(prompt=sequences, extra_body={"prompt_logprobs": 0})
         elif protocol == "echo":
@@ -174,29 +148,16 @@ class ServerScorer:
         return [read(choice, sequence, first, probing) for choice, sequence, first in zip(choices, sequences, firsts)]
 
     def _post(self, request: dict, probing: bool) -> list:
-        """The reply's choices in prompt order, after retries; Unsupported for a refused probe."""
+        """The reply's choices in prompt order; Unsupported for a probe the server refuses."""
         import openai
 
-        reason = ""
-        for attempt in range(self.options.max_retries + 1):
-            if attempt:
-                time.sleep(backoff_seconds(attempt, self.options.retry_delay))
-            try:
-                response = self.client.completions.create(**request)
-            except openai.OpenAIError as error:
-                if probing and isinstance(error, (openai.BadRequestError, openai.UnprocessableEntityError)):
-                    raise Unsupported(f"HTTP {error.status_code}") from None
-                problem = classify(error, self.options.timeout, True)
-                if not isinstance(problem, Retry):
-                    raise problem from None
-                reason = str(problem)
-                continue
-            self.stats.requests += 1
-            self.reported_model = response.model or self.reported_model
-            return sorted(response.choices, key=lambda choice: choice.index)
-        attempts = self.options.max_retries + 1
-        raise PrunelensError(f"the server at {self.url} failed: {one_line(reason)} (after {attempts} attempt"
-                             f"{'s' if attempts > 1 else ''})")  # fmt: skip
+        try:
+            response = self.server.complete(refused=(openai.BadRequestError, openai.UnprocessableEntityError)
+                                            if probing else (), **request)  # fmt: skip
+        except (openai.BadRequestError, openai.UnprocessableEntityError) as error:
+            raise Unsupported(f"HTTP {error.status_code}") from None
+        self.stats.requests += 1
+        return sorted(response.choices, key=lambda choice: choice.index)
 
     @staticmethod
     def _problem(message: str, probing: bool) -> Exception:
