@@ -151,22 +151,25 @@ def _load_error(spec: str, directory: str, hub: bool, exc: Exception) -> Prunele
     return PrunelensError(f"model {spec!r}: could not load from {where}: {reason(exc)}")
 
 
+def alias_gguf(spec: str) -> Path:
+    """The GGUF file of the alias ``spec``, as its package ships it (chunks are joined once into the cache, and the
+    package checks the whole file's sha256); a one-line PrunelensError when the package is missing."""
+    alias = ALIASES[spec]
+    location = importlib.util.find_spec(alias.package)
+    if location is None or location.origin is None:
+        raise PrunelensError(f"model {spec!r}: package {alias.package} is not installed ({alias.install_hint})")
+    if alias.assemble is None:
+        return Path(location.origin).parent / alias.filename
+    return Path(getattr(importlib.import_module(alias.package), alias.assemble)(cache_root() / "gguf" / alias.filename))
+
+
 def resolve_directory(spec: str) -> tuple[str, bool]:
     """A directory (or hub id) that from_pretrained can read, and whether it is a hub id."""
     if spec in ALIASES:
-        alias = ALIASES[spec]
-        location = importlib.util.find_spec(alias.package)
-        if location is None or location.origin is None:
-            raise PrunelensError(f"model {spec!r}: package {alias.package} is not installed ({alias.install_hint})")
         target = cache_root() / "models" / spec
-        if (target / "config.json").is_file():
+        if (target / "config.json").is_file() and importlib.util.find_spec(ALIASES[spec].package) is not None:
             return str(target), False
-        if alias.assemble is None:
-            gguf = Path(location.origin).parent / alias.filename
-        else:  # chunks joined once into the cache (the package checks the whole file's sha256)
-            assemble = getattr(importlib.import_module(alias.package), alias.assemble)
-            gguf = Path(assemble(cache_root() / "gguf" / alias.filename))
-        return str(convert_gguf(gguf, target)), False
+        return str(convert_gguf(alias_gguf(spec), target)), False
     path = Path(spec).expanduser()
     if spec.endswith(".gguf"):
         if not path.is_file():

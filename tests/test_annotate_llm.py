@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import sys
 import time
 from functools import partial
@@ -36,6 +33,7 @@ from prunelens.annotate.client import (
     parse_json_object,
 )
 from prunelens.annotate.labels import CATEGORIES, load_annotations, split_words_and_symbols
+from prunelens.bench.servers import free_port, served
 from prunelens.annotate.llm import parse_labels
 from prunelens.annotate.rules import RuleAnnotator
 from prunelens.annotate.run import (
@@ -312,12 +310,6 @@ def test_stability_cli(rankings_dir, tmp_path):
     assert f"report in {tmp_path / 's' / 'stability.md'}" in result.output and len(server.requests) == 4
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.slow
 @pytest.mark.integration
 def test_transformers_serve_end_to_end(tmp_path, smollm2_dir):
@@ -332,47 +324,20 @@ def test_transformers_serve_end_to_end(tmp_path, smollm2_dir):
                           "many?", "reasoning": "Tom has 3 + 2 = 5 apples.", "answer": "5"}])  # fmt: skip
     run_rank(RankConfig(method="truncation", chains=chains, model=str(smollm2_dir), out=tmp_path / "rank", threads=1),
              progress=False)  # fmt: skip
-    port, log = free_port(), tmp_path / "serve.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    port = free_port()
     command = [str(Path(sys.executable).with_name("transformers")), "serve", str(smollm2_dir), "--host", "127.0.0.1",
                "--port", str(port), "--device", "cpu", "--dtype", "float32"]  # fmt: skip
-    with open(log, "w") as output:
-        server = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
-    try:
-        wait_for_server(server, port, log, seconds=60)
-        settings = dict(llm_model=str(smollm2_dir), base_url=f"http://127.0.0.1:{port}/v1", no_cache=True,
-                        max_retries=1, retry_delay=0, timeout=30, max_tokens=200)  # fmt: skip
+    env = {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    with served(command, port, "transformers serve", tmp_path / "serve.log", startup_seconds=60, env=env) as url:
+        settings = dict(llm_model=str(smollm2_dir), base_url=url, no_cache=True, max_retries=1, retry_delay=0,
+                        timeout=30, max_tokens=200)  # fmt: skip
         with pytest.raises(PrunelensError, match="every chain failed"):
             config = AnnotateConfig(rankings=tmp_path / "rank", annotator="llm", options=LLMSettings(**settings))
             annotate_rankings(config, progress=False)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
     annotation = load_annotations(tmp_path / "rank" / "annotations-llm.jsonl")["short"]
     assert annotation.status == "failed" and annotation.labels == []
     assert annotation.reason.startswith("invalid reply: malformed JSON") and "(after 2 attempts)" in annotation.reason
     print(f"transformers serve + smollm2-135m: {annotation.reason}")
-
-
-def wait_for_server(process: subprocess.Popen, port: int, log: Path, seconds: float) -> None:
-    """Return once the server answers /v1/models; fail the test if it exits or does not come up in time."""
-    import urllib.error
-    import urllib.request
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"transformers serve exited ({process.returncode}): {log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2):
-                return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.5)
-    pytest.fail(f"transformers serve did not answer within {seconds:g} s")
 
 
 def test_replies_are_cached_per_server():

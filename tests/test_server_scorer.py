@@ -92,7 +92,8 @@ def test_failed_requests_are_retried_and_refusals_are_one_line(model, chain):
         with pytest.raises(PrunelensError, match=r"HTTP 500 .*\(after 3 attempts\)"):
             scorer_for(server, max_retries=2).score(prompt, [reasoning], answer, "joint")
     with CompletionsServer(model, answers=()) as server:
-        with pytest.raises(PrunelensError, match="gave no prompt log-probs \\(prompt_logprobs: no prompt_logprobs.*; echo-text: text prompts need"):
+        refusals = "gave no prompt log-probs \\(prompt_logprobs: no prompt_logprobs.*; echo-text: text prompts need"
+        with pytest.raises(PrunelensError, match=refusals):
             scorer_for(server).score(prompt, [reasoning], answer, "joint")
     with pytest.raises(PrunelensError, match="needs --base-url"):
         ServerScorer(None, options=ServerSettings())

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-from prunelens.core.errors import PrunelensError
 from prunelens.core.jsonl import write_atomic
 from prunelens.core.openai_http import Retry, backoff_seconds, base_url_of, classify, one_line, openai_client
 from prunelens.core.settings import setting

@@ -7,6 +7,7 @@ it always runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from prunelens.core.errors import PrunelensError
 from prunelens.core.objectives import Objective
@@ -18,13 +19,15 @@ from prunelens.selection import split_ids
 
 @dataclass(frozen=True)
 class Mode:
-    """A scorer, an approximation, and the dtype the model runs in (None: as loaded). Surrogate screening
-    modes get the benchmark's surrogate predictor, rounded screening modes a screener over a rounded copy."""
+    """A scorer (with its own options, if it has any), an approximation, and the dtype the model runs in (None: as
+    loaded). Surrogate screening modes get the benchmark's surrogate predictor, rounded screening modes a screener
+    over a rounded copy."""
 
     name: str
     scorer: str
     approximation: Approximation = EXACT
     dtype: str | None = None
+    options: Any = None
 
 
 def _surrogate(m: int, neighbors: int = 1, window: int = 0) -> Approximation:
@@ -90,6 +93,9 @@ class BenchConfig:
     pareto: str | None = setting("results/bench_pruning_pareto.png", "Pareto plot path")
     surrogate_chains: int = setting(40, "train chains the screening surrogate is trained on", minimum=1)
     surrogate_dir: str = setting("runs/bench-surrogate", "where the screening surrogate is cached")
+    server: str | None = setting(None, "a running OpenAI-compatible server serving --model (e.g. experiments/"
+                                 "bench_server.py starts llama.cpp's): adds the mode 'server', the server scorer "
+                                 "with that --base-url")  # fmt: skip
 
     def __post_init__(self):
         known = [m.name for m in DEFAULT_MODES]

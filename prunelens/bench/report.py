@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from prunelens.bench.data import BenchData
-from prunelens.bench.modes import DEFAULT_MODES, FLOOR, BenchConfig
+from prunelens.bench.modes import DEFAULT_MODES, FLOOR, BenchConfig, Mode
 from prunelens.bench.run import agreement, keeps_down_to, matmul_flops, meets_floor, run_modes, synthetic_chain
 from prunelens.bench.surrogate import benchmark_surrogate
 from prunelens.core.errors import PrunelensError
@@ -26,6 +26,7 @@ from prunelens.datasets.tokenize import tokenize_chain
 from prunelens.models import load_model
 from prunelens.plots import Scatter, scatter_figure
 from prunelens.pruning.compare import DEFAULT_BANDS, kendall_tau
+from prunelens.pruning.server_scorer import ServerSettings
 from prunelens.pruning.surrogate_screen import load_predictor
 from prunelens.report import markdown_table
 from prunelens.selection import ids_by_length
@@ -132,6 +133,8 @@ def measure(config: BenchConfig, log=log_line) -> BenchData:
     examples = [e for e in examples if e.id in wanted]
     chains = [tokenize_chain(loaded.tokenizer, bench, e, loaded.max_positions) for e in examples]
     modes = [m for m in DEFAULT_MODES if m.name in config.modes or m.name == FLOOR]  # the floor always runs
+    if config.server:
+        modes.insert(-1, Mode("server", "server", options=ServerSettings(base_url=config.server, concurrency=1)))
     predictor, surrogate_note = None, []
     if any(m.approximation.by_surrogate for m in modes):
         surrogate_path = benchmark_surrogate(config, log)

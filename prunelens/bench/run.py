@@ -94,7 +94,7 @@ def run_modes(loaded, chains, modes, objective="joint", keep=0.5, token_budget=1
         screen_model = None if rounded is None else rounded_copy(model, rounded)
         with PeakMemory() as memory:
             for chain in chains:
-                scorer = make_scorer(mode.scorer, model, token_budget)
+                scorer = make_scorer(mode.scorer, model, token_budget, mode.options, loaded.tokenizer)
                 screener = None if screen_model is None else make_scorer(mode.scorer, screen_model, token_budget)
                 hooked = mode_predictor.tokens_computed if mode_predictor is not None else 0
                 out = greedy_prune(scorer, chain.prompt_ids, chain.reasoning_ids, chain.answer_ids, objective,

@@ -28,7 +28,7 @@ import numpy as np
 
 from prunelens.core.errors import PrunelensError
 from prunelens.core.objectives import Objective
-from prunelens.core.openai_http import CompletionsClient, ServerConnection
+from prunelens.core.openai_http import CompletionsClient, ServerConnection, one_line
 from prunelens.core.settings import setting
 from prunelens.pruning.scorer import ScorerStats
 from prunelens.pruning.vllm_scorer import objective_from_prompt_logprobs
@@ -148,14 +148,16 @@ class ServerScorer:
         return [read(choice, sequence, first, probing) for choice, sequence, first in zip(choices, sequences, firsts)]
 
     def _post(self, request: dict, probing: bool) -> list:
-        """The reply's choices in prompt order; Unsupported for a probe the server refuses."""
+        """The reply's choices in prompt order. A probe the server refuses (HTTP 400, 404, 422, or 500, which
+        llama-cpp-python answers to a request it cannot validate) is Unsupported at once, without retries."""
         import openai
 
+        refusals = (openai.BadRequestError, openai.NotFoundError, openai.UnprocessableEntityError,
+                    openai.InternalServerError)  # fmt: skip
         try:
-            response = self.server.complete(refused=(openai.BadRequestError, openai.UnprocessableEntityError)
-                                            if probing else (), **request)  # fmt: skip
-        except (openai.BadRequestError, openai.UnprocessableEntityError) as error:
-            raise Unsupported(f"HTTP {error.status_code}") from None
+            response = self.server.complete(refused=refusals if probing else (), **request)
+        except refusals as error:
+            raise Unsupported(f"HTTP {error.status_code} ({one_line(error, 120)})") from None
         self.stats.requests += 1
         return sorted(response.choices, key=lambda choice: choice.index)
 
