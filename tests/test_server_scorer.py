@@ -88,9 +88,16 @@ def test_failed_requests_are_retried_and_refusals_are_one_line(model, chain):
         assert scorer.score(prompt, [reasoning], answer, "joint")[0] == pytest.approx(
             HFScorer(model).score(prompt, [reasoning], answer, "joint")[0], abs=1e-9)
         assert scorer.stats.requests == 1 and len(server.bodies) == 3
-    with CompletionsServer(model, failures=[500] * 3) as server:
+    with CompletionsServer(model) as server:
+        scorer = scorer_for(server, max_retries=2)
+        scorer.score(prompt, [reasoning], answer, "joint")  # the protocol is found
+        server.failures = [500] * 3
         with pytest.raises(PrunelensError, match=r"HTTP 500 .*\(after 3 attempts\)"):
-            scorer_for(server, max_retries=2).score(prompt, [reasoning], answer, "joint")
+            scorer.score(prompt, [reasoning], answer, "joint")
+    with CompletionsServer(model, failures=[500] * 2) as server:  # a probe answered 500 moves on without retries
+        with pytest.raises(PrunelensError, match="prompt_logprobs: HTTP 500 .*; echo: HTTP 500 .*; echo-text"):
+            scorer_for(server).score(prompt, [reasoning], answer, "joint")
+        assert len(server.bodies) == 2
     with CompletionsServer(model, answers=()) as server:
         refusals = "gave no prompt log-probs \\(prompt_logprobs: no prompt_logprobs.*; echo-text: text prompts need"
         with pytest.raises(PrunelensError, match=refusals):
