@@ -80,6 +80,8 @@ def test_benchmark_tables_on_a_tiny_model(tmp_path, tiny_model_dir):
     assert loaded_data.results["fast"].orders == results["fast"].orders
     floor_row = next(row for row in markdown_tables(report_text(data))[0] if row["mode"] == "fast bf16")
     assert floor_row["meets floor"] == "yes"  # the floor is as faithful as itself
+    report_rows = {row["mode"]: row for row in markdown_tables(report_text(data))[0]}
+    assert report_rows["naive"]["meets floor"] == report_rows["fast"]["meets floor"] == "exact"  # not judged
     figure = pareto_figure({"tiny": data, "tiny again": loaded_data}, tmp_path / "pareto.png")
     assert figure.read_bytes()[:4] == b"\x89PNG"
     other = BenchData.of({**settings, "model": "other"}, 1, 1e11, 10**6, data.grid, chains, results, seconds=3.0)
