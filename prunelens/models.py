@@ -154,6 +154,8 @@ def _load_error(spec: str, directory: str, hub: bool, exc: Exception) -> Prunele
 def alias_gguf(spec: str) -> Path:
     """The GGUF file of the alias ``spec``, as its package ships it (chunks are joined once into the cache, and the
     package checks the whole file's sha256); a one-line PrunelensError when the package is missing."""
+    if spec not in ALIASES:
+        raise PrunelensError(f"{spec!r} is not a model alias with a GGUF file (aliases: {', '.join(ALIASES)})")
     alias = ALIASES[spec]
     location = importlib.util.find_spec(alias.package)
     if location is None or location.origin is None:

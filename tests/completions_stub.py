@@ -76,7 +76,9 @@ class CompletionsServer:
         elif prompts and isinstance(prompts[0], int):
             prompts = [prompts]
         choices = [self.choice(i, prompt, body) for i, prompt in enumerate(prompts)]
-        return 200, {"id": "cmpl-1", "object": "text_completion", "created": 0, "model": MODEL_NAME, "choices": choices}
+        usage = {"prompt_tokens": 0, "completion_tokens": len(choices), "total_tokens": len(choices)}  # one token each
+        return 200, {"id": "cmpl-1", "object": "text_completion", "created": 0, "model": MODEL_NAME, "choices": choices,
+                     "usage": usage}  # fmt: skip
 
     def choice(self, index: int, prompt, body: dict) -> dict:
         text, finish = self.completion(body)

@@ -58,7 +58,8 @@ def test_token_id_protocols_match_the_in_process_scorer(model, chain, objective,
         bodies = server.bodies
     np.testing.assert_allclose(got, HFScorer(model).score(prompt, candidates, answer, objective), atol=1e-9)
     assert scorer.protocol == answers[0]
-    assert scorer.describe() == {"server": server.url, "server_model": MODEL_NAME, "protocol": answers[0]}
+    assert scorer.describe() == {"server": server.url, "server_model": MODEL_NAME, "protocol": answers[0],
+                                 "retokenized": 0}  # fmt: skip
     probes = 3 - len(answers)  # a refused probe of prompt_logprobs, then the one answered
     assert sum(len(b["prompt"]) for b in bodies) == len(candidates) + probes - 1
     assert max(sum(map(len, b["prompt"])) for b in bodies[probes:]) <= 200  # batches of at most the token budget
@@ -77,8 +78,13 @@ def test_a_text_only_server_is_scored_by_echoed_text(model, chain, tokenizer):
     assert scorer.protocol == "echo-text"
     np.testing.assert_allclose(got[:6], expected[:6], atol=1e-9)
     assert scorer.stats.retokenized == 1 and abs(got[6] - expected[6]) > 1e-3  # the server read " the", one token
+    assert scorer.describe()["retokenized"] == 1 and scorer.describe()["retokenized"] == 0  # counted per chain
     with pytest.raises(PrunelensError, match="start with BOS .*#1983"):
         scorer.score(prompt[1:], candidates[:1], answer, "joint")
+    silent = lambda body: ("", "length")  # noqa: E731 - a generated token that adds no text (a special token)
+    with CompletionsServer(model, tokenizer, answers=("echo",), text_only=True, completion=silent) as server:
+        np.testing.assert_allclose(scorer_for(server, tokenizer).score(prompt, candidates[:3], answer, "joint"),
+                                   expected[:3], atol=1e-9)  # fmt: skip
 
 
 def test_failed_requests_are_retried_and_refusals_are_one_line(model, chain):
@@ -88,6 +94,7 @@ def test_failed_requests_are_retried_and_refusals_are_one_line(model, chain):
         assert scorer.score(prompt, [reasoning], answer, "joint")[0] == pytest.approx(
             HFScorer(model).score(prompt, [reasoning], answer, "joint")[0], abs=1e-9)
         assert scorer.stats.requests == 1 and len(server.bodies) == 3
+        assert scorer.protocol == "prompt_logprobs"  # a 503 or 429 while probing is retried, not a refusal
     with CompletionsServer(model) as server:
         scorer = scorer_for(server, max_retries=2)
         scorer.score(prompt, [reasoning], answer, "joint")  # the protocol is found

@@ -98,24 +98,20 @@ class CompletionsClient:
         self.client = openai_client(self.url, connection.timeout)
         self.model = connection.server_model
         self.reported_model: str | None = None  # the model name the server's replies carry
-        self.requests = 0
 
     def model_name(self) -> str:
-        """``server_model``, else the first model the server lists (asked once)."""
+        """``server_model``, else the first model the server lists (asked once); openai errors pass through."""
         if self.model is None:
-            try:
-                listed = [m.id for m in self.client.models.list()]
-            except Exception as error:  # noqa: BLE001 - any failure here is reported in one line
-                raise PrunelensError(f"cannot list the models of {self.url} "
-                                     f"({one_line(classify(error, 0, True), 200)}); give --server-model") from None
+            listed = [m.id for m in self.client.models.list()]
             if not listed:
                 raise PrunelensError(f"the server at {self.url} lists no model; give --server-model")
             self.model = listed[0]
         return self.model
 
-    def complete(self, refused: tuple[type[Exception], ...] = (), **request):
-        """The completion of ``request`` (the model added), after retries; an error of a type in ``refused`` is
-        raised as it is, any other failure as a one-line PrunelensError."""
+    def complete(self, refused=lambda error: False, **request):
+        """The completion of ``request`` (the model added, asked of the server when not given), after retries; an
+        openai error for which ``refused(error)`` holds is raised as it is, any other failure that outlasts the
+        retries as a one-line PrunelensError."""
         import openai
 
         connection, reason = self.connection, ""
@@ -125,14 +121,13 @@ class CompletionsClient:
             try:
                 response = self.client.completions.create(model=self.model_name(), **request)
             except openai.OpenAIError as error:
-                if isinstance(error, refused):
+                if refused(error):
                     raise
                 problem = classify(error, connection.timeout, True)
                 if not isinstance(problem, Retry):
                     raise problem from None
                 reason = str(problem)
                 continue
-            self.requests += 1
             self.reported_model = response.model or self.reported_model
             return response
         attempts = connection.max_retries + 1

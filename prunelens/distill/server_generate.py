@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+from prunelens.core.errors import PrunelensError
 from prunelens.core.openai_http import CompletionsClient, ServerConnection
 from prunelens.datasets.base import Benchmark
 from prunelens.distill.generate import Generation, Sampling, cut_completion, prompt_seed
@@ -22,14 +23,15 @@ from prunelens.models import load_tokenizer
 class ServerGenerator:
     """Completions from ``client`` (a ``CompletionsClient``); ``tokenizer`` is the served model's."""
 
-    def __init__(self, client: CompletionsClient, tokenizer, batch_size: int = 8):
-        self.client, self.tokenizer, self.batch_size = client, tokenizer, batch_size
+    def __init__(self, client: CompletionsClient, tokenizer):
+        self.client, self.tokenizer = client, tokenizer
 
     @classmethod
     def load(cls, model: str, *, device: str = "cpu", dtype: str = "float32", batch_size: int = 8,
              options: ServerConnection | None = None) -> ServerGenerator:  # fmt: skip
-        """A generator on the server of ``options``; only ``model``'s tokenizer is loaded here."""
-        return cls(CompletionsClient(options or ServerConnection()), load_tokenizer(model).tokenizer, batch_size)
+        """A generator on the server of ``options``; only ``model``'s tokenizer is loaded here (``device``, ``dtype``
+        and ``batch_size``, the common generator signature, do not apply: the server batches)."""
+        return cls(CompletionsClient(options or ServerConnection()), load_tokenizer(model).tokenizer)
 
     def generate(self, bench: Benchmark, prompts: list[str], sampling: Sampling) -> list[list[Generation]]:
         """``sampling.samples`` completions per prompt, in prompt order, each cut at its answer line."""
@@ -43,6 +45,8 @@ class ServerGenerator:
         response = self.client.complete(prompt=prompt, max_tokens=sampling.max_new_tokens,
                                         temperature=sampling.temperature, top_p=sampling.top_p,
                                         seed=prompt_seed(sampling.seed, f"{index}:{prompt}") % 2**31)  # fmt: skip
+        if not response.choices:
+            raise PrunelensError(f"the server at {self.client.url} replied without choices")
         choice = response.choices[0]
         generated = len(self.tokenizer(choice.text, add_special_tokens=False)["input_ids"])
         return cut_completion(self.tokenizer, bench, choice.text, generated, choice.finish_reason == "stop")

@@ -22,7 +22,8 @@ def step_work(n: int, prompt: int, answer: int, steps: int, scorer: str) -> list
     work = []
     for t in range(steps):
         m = n - t
-        per_candidate = prompt + m - 1 + answer if scorer == "naive" else (m - 1) / 2 + answer + 1
+        full = scorer != "fast"  # every other scorer computes each candidate's whole sequence
+        per_candidate = prompt + m - 1 + answer if full else (m - 1) / 2 + answer + 1
         work.append(m * per_candidate)
     return work
 

@@ -37,7 +37,7 @@ class PruneConfig(JobConfig):
                           name="k", always=True, minimum=0.0, maximum=1.0)  # fmt: skip
     steps: int | None = setting(None, "stop after this many deletions", result=True, name="s", minimum=0)
     token_budget: int = setting(1024, "max tokens per forward batch", minimum=1)
-    scorer: str = setting("fast", SCORERS.choices())
+    scorer: str = setting("fast", SCORERS.choices(), result=True, name="")  # named in folders unless the default
     scorer_options: Any = setting(None, "the scorer's own settings (its registered options dataclass, e.g. the server "
                                   "scorer's ServerSettings)", cli=False, variant_of=("scorer", SCORERS))  # fmt: skip
     block: float = setting(1, "APPROXIMATE unless 1: deletions per round (k, or fraction < 1)", result=True, name="b",

@@ -19,6 +19,7 @@ at a time, and are retried with exponential backoff through ``prunelens.core.ope
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -75,11 +76,16 @@ class ServerScorer:
         self.stats = ServerStats()
         self.server = CompletionsClient(self.options)
         self.protocol: str | None = None
+        self._lock = threading.Lock()  # the stats are counted from the request threads
+        self._described_retokenized = 0
 
     def describe(self) -> dict[str, Any]:
-        """What a ranking records of the server: where it is, the model it reported and the protocol used."""
+        """What a ranking records of the server (called once per chain): where it is, the model it reported, the
+        protocol used, and the candidates retokenised since the previous call (``echo-text``; else 0)."""
+        retokenized, self._described_retokenized = (self.stats.retokenized - self._described_retokenized,
+                                                     self.stats.retokenized)  # fmt: skip
         return {"server": self.server.url, "server_model": self.server.reported_model or self.server.model,
-                "protocol": self.protocol}  # fmt: skip
+                "protocol": self.protocol, "retokenized": retokenized}  # fmt: skip
 
     def score(self, prompt_ids, candidates, answer_ids, objective, trunk=None):
         objective = Objective.parse(objective)
@@ -140,26 +146,29 @@ class ServerScorer:
         else:
             text, _ = self._text(sequences[0], firsts[0], probing)
             request.update(prompt=text, echo=True, logprobs=0)
-        choices = self._post(request, probing)
+        choices, usage = self._post(request, probing)
         if len(choices) != len(sequences):
             raise self._problem(f"{len(choices)} choices for {len(sequences)} prompts", probing)
-        read = {"prompt_logprobs": self._from_prompt_logprobs, "echo": self._from_echo,
-                "echo-text": self._from_echo_text}[protocol]  # fmt: skip
+        if protocol == "echo-text":  # one prompt: the usage counts its generated tokens
+            return [self._from_echo_text(choices[0], sequences[0], firsts[0], probing, usage)]
+        read = self._from_prompt_logprobs if protocol == "prompt_logprobs" else self._from_echo
         return [read(choice, sequence, first, probing) for choice, sequence, first in zip(choices, sequences, firsts)]
 
-    def _post(self, request: dict, probing: bool) -> list:
-        """The reply's choices in prompt order. A probe the server refuses (HTTP 400, 404, 422, or 500, which
-        llama-cpp-python answers to a request it cannot validate) is Unsupported at once, without retries."""
-        import openai
-
-        refusals = (openai.BadRequestError, openai.NotFoundError, openai.UnprocessableEntityError,
-                    openai.InternalServerError)  # fmt: skip
+    def _post(self, request: dict, probing: bool) -> tuple[list, Any]:
+        """The reply's choices in prompt order, and its usage. A probe the server refuses (HTTP 400, 404, 422, or
+        500, which llama-cpp-python answers to a request it cannot validate) is Unsupported at once, without
+        retries; 502–504 and the rest are retried as usual."""
         try:
-            response = self.server.complete(refused=refusals if probing else (), **request)
-        except refusals as error:
+            response = self.server.complete(refused=_refusal if probing else (lambda error: False), **request)
+        except Exception as error:
+            if not (probing and _refusal(error)):
+                raise
             raise Unsupported(f"HTTP {error.status_code} ({one_line(error, 120)})") from None
-        self.stats.requests += 1
-        return sorted(response.choices, key=lambda choice: choice.index)
+        if not response.choices:
+            raise self._problem("a reply without choices", probing)
+        with self._lock:
+            self.stats.requests += 1
+        return sorted(response.choices, key=lambda choice: choice.index), response.usage
 
     @staticmethod
     def _problem(message: str, probing: bool) -> Exception:
@@ -179,22 +188,26 @@ class ServerScorer:
             raise self._problem(f"{len(values or [])} echoed log-probs for a prompt of {len(sequence)} tokens", probing)
         return _sum_targets(values[first : len(sequence)])
 
-    def _from_echo_text(self, choice, sequence, first, probing) -> float:
+    def _from_echo_text(self, choice, sequence, first, probing, usage=None) -> float:
         """The last m echoed prompt tokens, m being the target tokens of the sent text as the local tokenizer splits
         it: counted from the end, since servers leave a leading BOS (and llama-cpp-python later ones) out of the
-        echo, and their text offsets skip special tokens."""
+        echo, and their text offsets skip special tokens. The generated tokens at the end of the echo are counted
+        by the reply's usage (a generated token can add no text)."""
         text, cut = self._text(sequence, first)
         values = choice.logprobs.token_logprobs if choice.logprobs else None
         if not values:
             raise self._problem("no echoed log-probs in the reply", probing)
-        generated = 1 if len(choice.text or "") > len(text) else 0  # the echo is the prompt, then the completion
+        generated = getattr(usage, "completion_tokens", None)
+        if generated is None:  # no usage: the echo is the prompt, then the completion's text
+            generated = 1 if len(choice.text or "") > len(text) else 0
         shown = values[: len(values) - generated]
         ids = self._plain_ids(text)
         targets = len(ids) - len(self._plain_ids(text[:cut]))
         if targets > len(shown):
             raise self._problem(f"{len(shown)} echoed prompt tokens for {targets} targets", probing)
         if targets != len(sequence) - first or ids != self._sent(sequence):
-            self.stats.retokenized += 1
+            with self._lock:
+                self.stats.retokenized += 1
         return _sum_targets(shown[len(shown) - targets :])
 
     def _sent(self, sequence: list[int]) -> list[int]:
@@ -220,6 +233,11 @@ class ServerScorer:
         sent = self._sent(sequence)
         skipped = len(sequence) - len(sent)
         return self._decode(sent), len(self._decode(sent[: first - skipped]))
+
+
+def _refusal(error: Exception) -> bool:
+    """Whether an error answers a probe with "not this protocol" (see ``ServerScorer._post``)."""
+    return getattr(error, "status_code", None) in (400, 404, 422, 500)
 
 
 def _sum_targets(values: Sequence[float | None]) -> float:
