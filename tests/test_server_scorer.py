@@ -134,8 +134,10 @@ def test_prune_through_a_server_matches_in_process_pruning_and_records_the_serve
     remote, here = read("server"), read("local")
     assert remote["deletion_order"] == here["deletion_order"] and len(remote["deletion_order"]) == 3
     np.testing.assert_allclose(remote["step_scores"], here["step_scores"], atol=1e-4)
-    recorded = {key: remote["settings"].get(key) for key in ("server", "server_model", "protocol")}
-    assert recorded == {"server": server.url, "server_model": MODEL_NAME, "protocol": "prompt_logprobs"}
+    recorded = {key: remote["settings"].get(key) for key in ("server", "server_model", "protocol", "retokenized")}
+    assert recorded == {"server": server.url, "server_model": MODEL_NAME, "protocol": "prompt_logprobs",
+                        "retokenized": 0}  # fmt: skip
+    assert "warning" not in result.output
     assert remote["scorer"] == "server"
 
 

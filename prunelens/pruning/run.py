@@ -135,6 +135,10 @@ class PruneJob(Job):
                                   config.keep, config.steps, on_step=on_step, on_start=on_start,
                                   approximation=config.approximation(), predictor=self.predictor,
                                   screener=self.screener)  # fmt: skip
+        server = getattr(self.scorer, "describe", dict)()
+        if server.get("retokenized"):
+            self.log(f"warning: {example.id}: the server split the text of {server['retokenized']} candidates into "
+                     "other tokens than theirs (protocol echo-text); their scores are of those other tokens")  # fmt: skip
         ranking = GreedyRanking(
             id=example.id, model=config.model, reasoning=chain.reasoning, reasoning_ids=chain.reasoning_ids,
             reasoning_tokens=chain.pieces, offsets=[list(span) for span in chain.offsets],
@@ -143,7 +147,7 @@ class PruneJob(Job):
             base_score=result.base_score, prompt_ids=chain.prompt_ids, answer_ids=chain.answer_ids,
             answer_text=chain.answer_text, keep=config.keep, steps=len(result.deletion_order),
             exact=config.approximation().exact, approximation=config.approximation().describe(), scorer=config.scorer,
-            settings={**config.recorded_settings(), **getattr(self.scorer, "describe", dict)()},
+            settings={**config.recorded_settings(), **server},
         )  # fmt: skip
         attrs = {"objective": self.objective.value}
         return Processed(ranking, lambda out: write_part(out, example.id, result.candidate_scores, chain.pieces, attrs))
