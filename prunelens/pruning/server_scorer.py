@@ -23,6 +23,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
@@ -144,13 +145,13 @@ class ServerScorer:
         elif protocol == "echo":
             request.update(prompt=sequences, echo=True, logprobs=0)
         else:
-            text, _ = self._text(sequences[0], firsts[0], probing)
+            text, cut = self._text(sequences[0], firsts[0], probing)
             request.update(prompt=text, echo=True, logprobs=0)
         choices, usage = self._post(request, probing)
         if len(choices) != len(sequences):
             raise self._problem(f"{len(choices)} choices for {len(sequences)} prompts", probing)
         if protocol == "echo-text":  # one prompt: the usage counts its generated tokens
-            return [self._from_echo_text(choices[0], sequences[0], firsts[0], probing, usage)]
+            return [self._from_echo_text(choices[0], sequences[0], firsts[0], text, cut, probing, usage)]
         read = self._from_prompt_logprobs if protocol == "prompt_logprobs" else self._from_echo
         return [read(choice, sequence, first, probing) for choice, sequence, first in zip(choices, sequences, firsts)]
 
@@ -188,12 +189,11 @@ class ServerScorer:
             raise self._problem(f"{len(values or [])} echoed log-probs for a prompt of {len(sequence)} tokens", probing)
         return _sum_targets(values[first : len(sequence)])
 
-    def _from_echo_text(self, choice, sequence, first, probing, usage=None) -> float:
+    def _from_echo_text(self, choice, sequence, first, text, cut, probing, usage) -> float:
         """The last m echoed prompt tokens, m being the target tokens of the sent text as the local tokenizer splits
         it: counted from the end, since servers leave a leading BOS (and llama-cpp-python later ones) out of the
         echo, and their text offsets skip special tokens. The generated tokens at the end of the echo are counted
-        by the reply's usage (a generated token can add no text)."""
-        text, cut = self._text(sequence, first)
+        by the reply's usage (a generated token can add no text). ``text`` and ``cut`` are ``_text``'s."""
         values = choice.logprobs.token_logprobs if choice.logprobs else None
         if not values:
             raise self._problem("no echoed log-probs in the reply", probing)
@@ -210,11 +210,14 @@ class ServerScorer:
                 self.stats.retokenized += 1
         return _sum_targets(shown[len(shown) - targets :])
 
+    @cached_property
+    def _adds_bos(self) -> bool:
+        """Whether the tokenizer (and so the server, reading the same model's settings) adds BOS to every text."""
+        return self.tokenizer("x")["input_ids"][:1] == [self.tokenizer.bos_token_id]
+
     def _sent(self, sequence: list[int]) -> list[int]:
-        """The ids whose text is sent: the sequence without the BOS that the tokenizer (and so the server, reading
-        the same model's settings) adds to every text."""
-        adds_bos = self.tokenizer("x")["input_ids"][:1] == [self.tokenizer.bos_token_id]
-        return sequence[1:] if adds_bos else sequence
+        """The ids whose text is sent: the sequence without the BOS that the server adds itself."""
+        return sequence[1:] if self._adds_bos else sequence
 
     def _plain_ids(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -222,7 +225,7 @@ class ServerScorer:
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
-    def _text(self, sequence: list[int], first: int, probing: bool = False) -> tuple[str, int]:
+    def _text(self, sequence: list[int], first: int, probing: bool) -> tuple[str, int]:
         """The text sent for ``sequence`` and the character at which its targets start."""
         refused = Unsupported if probing else PrunelensError
         if self.tokenizer is None:
